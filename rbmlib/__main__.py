@@ -1,0 +1,3 @@
+from rbmlib.cli import main
+
+raise SystemExit(main())

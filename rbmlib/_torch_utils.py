@@ -1,0 +1,52 @@
+"""Device choice and seeded random generators shared by the RBM and the networks."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """Return a usable torch device; ``"auto"`` prefers cuda, then mps, then cpu.
+
+    Raises
+    ------
+    ValueError
+        If ``device`` names a backend that this machine does not have.
+    """
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"device={device!r} is not a torch device; use 'auto', 'cpu', 'cuda' or 'mps'."
+        ) from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was requested but CUDA is not available; use device='auto'.")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device='mps' was requested but MPS is not available; use device='auto'.")
+    return dev
+
+
+def make_generator(random_state, device: torch.device) -> torch.Generator:
+    """A torch generator on ``device`` seeded from ``random_state`` (None, int or RandomState).
+
+    ``random_state=None`` draws a fresh seed, as scikit-learn does.
+    """
+    seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed)
+    return gen
+
+
+def torch_dtype_for(np_dtype) -> torch.dtype:
+    """float32 stays float32; everything else computes in float64."""
+    return torch.float32 if np.dtype(np_dtype) == np.float32 else torch.float64

@@ -1,0 +1,518 @@
+"""A Bernoulli-Bernoulli restricted Boltzmann machine in PyTorch, with scikit-learn's API.
+
+The model is the energy
+
+    E(v, h) = -v @ b_v - h @ b_h - h @ W @ v,        v in {0,1}^V, h in {0,1}^H
+
+with ``W = components_`` of shape (H, V). Because the graph is bipartite, the
+conditionals factorise: P(h_j=1|v) = sigmoid(W v + b_h)_j and P(v_i=1|h) =
+sigmoid(W^T h + b_v)_i, so one block-Gibbs step is two matrix products.
+
+Training follows the explicit contrastive-divergence gradient
+(Hinton 2002; persistent chains as in Tieleman 2008):
+
+    dW = <h v^T>_data - <h v^T>_model
+
+with the model term taken from k Gibbs steps started at the data (CD-k) or at a
+chain that persists across updates (PCD). No autograd: the gradient is known in
+closed form and computing it directly needs one matrix product.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from rbmlib import partition
+from rbmlib._torch_utils import make_generator, resolve_device, torch_dtype_for
+
+_MONITOR_ROWS = 1024  # rows used for the per-epoch curves: enough for a smooth mean, cheap
+_CHUNK_ROWS = 8192  # rows per block in transform & co., to bound temporary memory
+_PARAM_ATTRS = ("components_", "intercept_hidden_", "intercept_visible_", "h_samples_")
+
+
+class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Bernoulli restricted Boltzmann machine trained by CD-k or persistent CD.
+
+    A drop-in for :class:`sklearn.neural_network.BernoulliRBM` (same parameter
+    names, attributes and defaults, which give PCD-1) that runs on a GPU when
+    there is one.
+
+    Parameters
+    ----------
+    n_components : int, default=256
+        Number of hidden units H.
+    learning_rate : float, default=0.1
+        Step size for the mean gradient of a mini-batch.
+    batch_size : int, default=10
+        Examples per mini-batch (and number of persistent chains).
+    n_iter : int, default=10
+        Number of passes (epochs) over the training data.
+    k : int, default=1
+        Gibbs steps per update.
+    persistent : bool, default=True
+        Persistent CD (chains carried over between updates) when True, CD-k
+        (chains restarted at the data) when False.
+    momentum : float, default=0.0
+        Classical momentum on the parameter updates, in [0, 1).
+    weight_decay : float, default=0.0
+        L2 penalty on ``components_`` (added to the gradient as ``-weight_decay * W``).
+    device : {"auto", "cpu", "cuda", "mps"}, default="auto"
+        Where to compute; "auto" takes cuda, then mps, then cpu.
+    verbose : int, default=0
+        Print one line per epoch when > 0.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, shuffling and Gibbs sampling. The same seed gives
+        the same parameters on the same machine.
+    callback : callable or None, default=None
+        Called as ``callback(rbm, record)`` after every epoch with the epoch's
+        entry of ``history_``; training stops early if it returns True.
+
+    Attributes
+    ----------
+    components_ : ndarray of shape (n_components, n_features)
+        Weight matrix W.
+    intercept_hidden_ : ndarray of shape (n_components,)
+        Hidden biases b_h.
+    intercept_visible_ : ndarray of shape (n_features,)
+        Visible biases b_v.
+    h_samples_ : ndarray of shape (batch_size, n_components)
+        Hidden states of the persistent chains (PCD only; zeros for CD).
+    n_features_in_ : int
+        Number of visible units V seen in ``fit``.
+    history_ : list of dict
+        One record per epoch: ``epoch``, ``reconstruction_error`` (mean squared
+        error of the mean-field reconstruction), ``pseudo_likelihood`` (mean of
+        :meth:`score_samples`), ``seconds``, measured on up to 1024 training rows.
+    """
+
+    # The unit range is part of the model, not a preference; a test subclass turns it
+    # off to show that it is the only reason some generic scikit-learn checks fail.
+    _enforce_unit_range = True
+
+    def __init__(
+        self,
+        n_components=256,
+        *,
+        learning_rate=0.1,
+        batch_size=10,
+        n_iter=10,
+        k=1,
+        persistent=True,
+        momentum=0.0,
+        weight_decay=0.0,
+        device="auto",
+        verbose=0,
+        random_state=None,
+        callback=None,
+    ):
+        self.n_components = n_components
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.n_iter = n_iter
+        self.k = k
+        self.persistent = persistent
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.device = device
+        self.verbose = verbose
+        self.random_state = random_state
+        self.callback = callback
+
+    @classmethod
+    def from_params(cls, components, intercept_hidden, intercept_visible, **params):
+        """An RBM with the given parameters, ready for inference (or more ``partial_fit``).
+
+        Parameters
+        ----------
+        components : array-like of shape (n_components, n_features)
+        intercept_hidden : array-like of shape (n_components,)
+        intercept_visible : array-like of shape (n_features,)
+        **params
+            Any constructor parameter (``random_state``, ``device``, ...).
+        """
+        W = np.array(components, dtype=np.float64 if np.asarray(components).dtype != np.float32 else np.float32)
+        rbm = cls(n_components=W.shape[0], **params)
+        rbm._check_params()
+        rbm._init_state(W[:1])  # shapes, dtype, generator, empty history
+        rbm.components_ = W
+        rbm.intercept_hidden_ = np.array(intercept_hidden, dtype=W.dtype).reshape(W.shape[0])
+        rbm.intercept_visible_ = np.array(intercept_visible, dtype=W.dtype).reshape(W.shape[1])
+        rbm.n_features_in_ = W.shape[1]
+        return rbm
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X, y=None):
+        """Fit the model to X, starting from fresh parameters.
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor of shape (n_samples, n_features)
+            Training data with values in [0, 1].
+        y : ignored
+
+        Returns
+        -------
+        self : BernoulliRBM
+        """
+        self._check_params()
+        X = self._validate_X(X, reset=True)
+        self._init_state(X)
+        for _ in range(self.n_iter):
+            if self._run_epoch(X):
+                break
+        return self
+
+    def partial_fit(self, X, y=None):
+        """Run one epoch of mini-batch updates over X, initialising on the first call.
+
+        Two calls of ``partial_fit`` on X equal ``fit`` on X with ``n_iter=2``.
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor of shape (n_samples, n_features)
+        y : ignored
+
+        Returns
+        -------
+        self : BernoulliRBM
+        """
+        first_call = not hasattr(self, "components_")
+        if first_call:
+            self._check_params()
+        X = self._validate_X(X, reset=first_call)
+        if first_call:
+            self._init_state(X)
+        self._run_epoch(X)
+        return self
+
+    def _init_state(self, X):
+        device = resolve_device(self.device)
+        # One seed drawn from random_state; the training generator and the
+        # monitoring subset both derive from it, so fit and partial_fit agree.
+        self._seed = int(check_random_state(self.random_state).randint(2**31 - 1))
+        self._rng = make_generator(self._seed, device)
+        dtype = torch_dtype_for(X.dtype)
+        # Small random weights and zero biases, as scikit-learn's BernoulliRBM.
+        # Random numbers are always drawn in float32, so float32 and float64 fits see the same stream.
+        W = 0.01 * torch.randn(self.n_components, X.shape[1], generator=self._rng, device=device).to(dtype)
+        self.components_ = W.cpu().numpy()  # (H, V)
+        self.intercept_hidden_ = np.zeros(self.n_components, dtype=X.dtype)  # (H,)
+        self.intercept_visible_ = np.zeros(X.shape[1], dtype=X.dtype)  # (V,)
+        self.h_samples_ = np.zeros((self.batch_size, self.n_components), dtype=X.dtype)  # (C, H)
+        self._n_features_out = self.n_components
+        self._velocity = None
+        self.history_ = []
+
+    def _run_epoch(self, X):
+        """One shuffled pass of updates over X; returns True if training should stop."""
+        start = time.perf_counter()
+        self._bind()
+        if self._velocity is None:
+            self._velocity = {name: torch.zeros_like(p) for name, p in self._params.items()}
+        data = self._as_tensor(X)  # (n, V) on the device, shared with X on the CPU
+        order = torch.randperm(data.shape[0], generator=self._rng, device=data.device)
+        with torch.no_grad():
+            for first in range(0, data.shape[0], self.batch_size):
+                self._cd_update(data[order[first : first + self.batch_size]])
+        self._unbind()
+        record = self._monitor(X, epoch=len(self.history_) + 1, seconds=time.perf_counter() - start)
+        finite = all(torch.isfinite(p).all() for p in self._params.values())
+        if not (finite and np.isfinite(record["pseudo_likelihood"])):
+            # The CD gradient is bounded, so this means steps so large that
+            # the parameters or the free energies overflowed.
+            raise FloatingPointError(
+                f"BernoulliRBM diverged in epoch {record['epoch']}: parameters or free "
+                f"energies are not finite. Lower learning_rate (now {self.learning_rate})."
+            )
+        self.history_.append(record)
+        if self.verbose:
+            print(
+                f"[BernoulliRBM] epoch {record['epoch']}: reconstruction error "
+                f"{record['reconstruction_error']:.5f}, pseudo-likelihood "
+                f"{record['pseudo_likelihood']:.2f}, {record['seconds']:.2f}s"
+            )
+        return bool(self.callback is not None and self.callback(self, record))
+
+    def _cd_update(self, v_data):
+        """One CD-k / PCD-k parameter update from a mini-batch ``v_data`` (B, V)."""
+        for name, g in self._cd_gradient(v_data).items():
+            step = self._velocity[name]
+            step.mul_(self.momentum).add_(g, alpha=self.learning_rate)
+            self._params[name].add_(step)
+
+    def _cd_gradient(self, v_data):
+        """The CD-k / PCD-k estimate of the mean log-likelihood gradient for ``v_data`` (B, V).
+
+        Advances the persistent chains (PCD) as a side effect.
+        """
+        h_prob_data = self._mean_hiddens(v_data)  # (B, H)
+        # Negative phase: k block-Gibbs steps from the persistent chains or from the data.
+        h = self._params["chain_h"] if self.persistent else self._bernoulli(h_prob_data)
+        for step in range(self.k):
+            v_model = self._bernoulli(self._mean_visibles(h))  # (C, V)
+            h_prob_model = self._mean_hiddens(v_model)  # (C, H)
+            if self.persistent or step < self.k - 1:
+                h = self._bernoulli(h_prob_model)
+        if self.persistent:
+            self._params["chain_h"].copy_(h)
+        # Data term minus model term, each a mean over its rows.
+        n_data, n_model = v_data.shape[0], v_model.shape[0]
+        grad = {
+            "W": h_prob_data.T @ v_data / n_data - h_prob_model.T @ v_model / n_model,  # (H, V)
+            "b_h": h_prob_data.mean(0) - h_prob_model.mean(0),  # (H,)
+            "b_v": v_data.mean(0) - v_model.mean(0),  # (V,)
+        }
+        if self.weight_decay:
+            grad["W"] -= self.weight_decay * self._params["W"]
+        return grad
+
+    def _monitor(self, X, *, epoch, seconds):
+        """Per-epoch curves on a fixed subset of rows, so epochs compare like with like."""
+        rows = np.random.RandomState(self._seed).permutation(X.shape[0])[:_MONITOR_ROWS]
+        sample = X[np.sort(rows)]
+        with np.errstate(all="ignore"):  # overflow here is diagnosed by the caller
+            return {
+                "epoch": epoch,
+                "reconstruction_error": float(np.mean((sample - self.reconstruct(sample)) ** 2)),
+                "pseudo_likelihood": float(np.mean(self.score_samples(sample))),
+                "seconds": seconds,
+            }
+
+    # -------------------------------------------------------------- inference
+    def transform(self, X):
+        """Hidden activation probabilities P(h=1 | v=X).
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor of shape (n_samples, n_features)
+
+        Returns
+        -------
+        h : ndarray of shape (n_samples, n_components)
+        """
+        return self._map_chunks(X, self._mean_hiddens, self.n_components)
+
+    def reconstruct(self, X):
+        """Mean-field reconstruction P(v=1 | h=P(h=1|X)), of shape (n_samples, n_features)."""
+        return self._map_chunks(
+            X, lambda v: self._mean_visibles(self._mean_hiddens(v)), self.n_features_in_
+        )
+
+    def free_energy(self, X):
+        """Free energy F(v) = -log sum_h exp(-E(v, h)) of each row, shape (n_samples,)."""
+        return self._map_chunks(X, self._free_energy, None)
+
+    def score_samples(self, X):
+        """Pseudo-likelihood of each row, as scikit-learn's BernoulliRBM defines it.
+
+        One randomly chosen unit per row is flipped (v_i -> 1 - v_i) and the
+        result is ``n_features * log sigmoid(F(v_flipped) - F(v))``. The flipped
+        units are drawn from ``random_state``, so the score is repeatable.
+
+        Returns
+        -------
+        pseudo_likelihood : ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        rng = np.random.RandomState(self._seed)
+        flip = (np.arange(X.shape[0]), rng.randint(0, X.shape[1], X.shape[0]))
+        X_flipped = X.copy()
+        X_flipped[flip] = 1 - X_flipped[flip]
+        delta = self.free_energy(X_flipped) - self.free_energy(X)
+        return -X.shape[1] * np.logaddexp(0, -delta)
+
+    def gibbs(self, v):
+        """One block-Gibbs step v -> h -> v' with sampled (binary) units.
+
+        Parameters
+        ----------
+        v : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        v_new : ndarray of shape (n_samples, n_features)
+        """
+        return self._map_chunks(v, self._gibbs_step, self.n_features_in_)
+
+    def sample(self, n_samples, n_steps=1000, *, init=None, return_probabilities=False):
+        """Draw visible samples by running ``n_steps`` of block-Gibbs sampling.
+
+        Parameters
+        ----------
+        n_samples : int
+            Number of independent chains.
+        n_steps : int, default=1000
+            Gibbs steps per chain; more steps bring the chains closer to the model.
+        init : array-like of shape (n_samples, n_features), optional
+            Starting visible states (e.g. data, for chains "started from data").
+            Uniform random binary states by default.
+        return_probabilities : bool, default=False
+            Return P(v=1|h) of the last step (smoother to look at) instead of binary samples.
+
+        Returns
+        -------
+        v : ndarray of shape (n_samples, n_features)
+        """
+        check_is_fitted(self)
+        self._bind()
+        W = self._params["W"]
+        if init is None:
+            v = self._bernoulli(torch.full((n_samples, W.shape[1]), 0.5, device=W.device, dtype=W.dtype))
+        else:
+            v = self._as_tensor(self._validate_X(init, reset=False)).clone()
+        for _ in range(n_steps):
+            h = self._bernoulli(self._mean_hiddens(v))
+            p_v = self._mean_visibles(h)
+            v = self._bernoulli(p_v)
+        out = p_v if (return_probabilities and n_steps > 0) else v
+        return out.cpu().numpy()
+
+    def log_partition(self, method="exact", **kwargs):
+        """log Z, the normaliser of exp(-E(v, h)); see :mod:`rbmlib.partition`."""
+        check_is_fitted(self)
+        return partition.log_partition(self, method=method, **kwargs)
+
+    # ------------------------------------------------------------ the math
+    def _mean_hiddens(self, v):
+        # (n, V) @ (V, H) + (H,) -> (n, H)
+        return torch.sigmoid(torch.addmm(self._params["b_h"], v, self._params["W"].T))
+
+    def _mean_visibles(self, h):
+        # (n, H) @ (H, V) + (V,) -> (n, V)
+        return torch.sigmoid(torch.addmm(self._params["b_v"], h, self._params["W"]))
+
+    def _bernoulli(self, p):
+        # Comparing with uniforms is several times faster than torch.bernoulli on the CPU.
+        # Uniforms in float32 whatever p's dtype: the same seed gives the same states in both.
+        return (torch.rand(p.shape, generator=self._rng, device=p.device) < p).to(p.dtype)
+
+    def _free_energy(self, v):
+        # F(v) = -v @ b_v - sum_j softplus((W v + b_h)_j)            -> (n,)
+        pre = torch.addmm(self._params["b_h"], v, self._params["W"].T)
+        return -(v @ self._params["b_v"]) - torch.nn.functional.softplus(pre).sum(1)
+
+    def _gibbs_step(self, v):
+        return self._bernoulli(self._mean_visibles(self._bernoulli(self._mean_hiddens(v))))
+
+    # ------------------------------------------------------------ plumbing
+    def _map_chunks(self, X, fn, n_out):
+        """Apply ``fn`` to row blocks of X; write into one preallocated numpy output."""
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        self._bind()
+        shape = (X.shape[0],) if n_out is None else (X.shape[0], n_out)
+        out = np.empty(shape, dtype=X.dtype)
+        with torch.no_grad():
+            for first in range(0, X.shape[0], _CHUNK_ROWS):
+                block = self._as_tensor(X[first : first + _CHUNK_ROWS])
+                out[first : first + _CHUNK_ROWS] = fn(block).cpu().numpy()
+        return out
+
+    def _validate_X(self, X, *, reset):
+        if isinstance(X, torch.Tensor):
+            X = X.detach().cpu().numpy()
+        X = validate_data(self, X, reset=reset, dtype=(np.float64, np.float32))
+        if self._enforce_unit_range and X.size:
+            low, high = X.min(), X.max()
+            if low < 0 or high > 1:
+                what = "Negative values in data" if low < 0 else "Values above 1 in data"
+                raise ValueError(
+                    f"{what} passed to BernoulliRBM: it expects values in [0, 1] (probabilities "
+                    f"or binary pixels); got values from {float(low)!r} to {float(high)!r}. Scale the "
+                    f"data first, e.g. X / 255 for 8-bit images."
+                )
+        if not reset and hasattr(self, "components_"):
+            # Compute in the dtype the model was fitted in.
+            X = X.astype(self.components_.dtype, copy=False)
+        return X
+
+    def _as_tensor(self, X):
+        """A tensor view of X on the device (no copy on the CPU); X is only ever read."""
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            return torch.from_numpy(np.ascontiguousarray(X)).to(self._params["W"].device)
+
+    def _bind(self):
+        """Point the torch parameters at the numpy attributes (views on the CPU, copies on a GPU).
+
+        The numpy attributes are the single source of truth, so a user who edits
+        ``components_`` by hand gets what they see.
+        """
+        device = resolve_device(self.device)
+        arrays = tuple(getattr(self, name) for name in _PARAM_ATTRS)
+        bound = getattr(self, "_bound_arrays", ())
+        if len(bound) == len(arrays) and all(a is b for a, b in zip(arrays, bound)):
+            return  # already bound to these very arrays: keep the tensors (and __dict__) as they are
+        if not hasattr(self, "_rng"):  # e.g. attributes set by hand, never fitted
+            self._seed = int(check_random_state(self.random_state).randint(2**31 - 1))
+            self._rng = make_generator(self._seed, device)
+        for name in _PARAM_ATTRS:
+            arr = getattr(self, name)
+            if not (arr.flags.c_contiguous and arr.flags.writeable):
+                setattr(self, name, np.array(arr, order="C"))
+        self._bound_arrays = tuple(getattr(self, name) for name in _PARAM_ATTRS)
+        self._params = {
+            "W": torch.from_numpy(self.components_).to(device),
+            "b_h": torch.from_numpy(self.intercept_hidden_).to(device),
+            "b_v": torch.from_numpy(self.intercept_visible_).to(device),
+            "chain_h": torch.from_numpy(self.h_samples_).to(device),
+        }
+
+    def _unbind(self):
+        """Copy trained parameters back to numpy when they live on a GPU."""
+        if self._params["W"].device.type != "cpu":
+            for name, attr in (("W", "components_"), ("b_h", "intercept_hidden_"),
+                               ("b_v", "intercept_visible_"), ("chain_h", "h_samples_")):
+                getattr(self, attr)[...] = self._params[name].cpu().numpy()
+
+    def _check_params(self):
+        def need(ok, name, rule):
+            if not ok:
+                raise ValueError(f"BernoulliRBM: {name}={getattr(self, name)!r} is invalid; {rule}.")
+
+        is_int = lambda x: isinstance(x, Integral) and not isinstance(x, bool)  # noqa: E731
+        is_real = lambda x: isinstance(x, Real) and not isinstance(x, bool) and np.isfinite(x)  # noqa: E731
+        need(is_int(self.n_components) and self.n_components >= 1, "n_components", "use an int >= 1")
+        need(is_real(self.learning_rate) and self.learning_rate > 0, "learning_rate", "use a float > 0")
+        need(is_int(self.batch_size) and self.batch_size >= 1, "batch_size", "use an int >= 1")
+        need(is_int(self.n_iter) and self.n_iter >= 0, "n_iter", "use an int >= 0")
+        need(is_int(self.k) and self.k >= 1, "k", "use an int >= 1 (Gibbs steps)")
+        need(isinstance(self.persistent, (bool, np.bool_)), "persistent", "use True (PCD) or False (CD-k)")
+        need(is_real(self.momentum) and 0 <= self.momentum < 1, "momentum", "use a float in [0, 1)")
+        need(is_real(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "use a float >= 0")
+        need(self.callback is None or callable(self.callback), "callback", "use a callable or None")
+        resolve_device(self.device)  # raises a clear error for an unknown or absent device
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.input_tags.positive_only = True
+        return tags
+
+    def __getstate__(self):
+        # Parameters travel as numpy; torch state is rebuilt from them on demand.
+        state = self.__dict__.copy()
+        state.pop("_params", None)
+        state.pop("_bound_arrays", None)
+        state.pop("_velocity", None)
+        if "_rng" in state:
+            state["_rng"] = state["_rng"].get_state().numpy() if state["_rng"].device.type == "cpu" else None
+        return state
+
+    def __setstate__(self, state):
+        rng_state = state.pop("_rng", None)
+        self.__dict__.update(state)
+        self._velocity = None
+        if "_seed" in state:
+            self._rng = make_generator(self._seed, resolve_device(self.device))
+            if rng_state is not None and self._rng.device.type == "cpu":
+                self._rng.set_state(torch.from_numpy(rng_state))
