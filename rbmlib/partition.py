@@ -77,3 +77,8 @@ def log_partition(rbm, method="exact", **kwargs):
             raise TypeError(f"method='exact' takes no options; got {sorted(kwargs)}.")
         return exact_log_partition(rbm.components_, rbm.intercept_hidden_, rbm.intercept_visible_)
     raise ValueError(f"Unknown method={method!r} for log_partition; use 'exact'.")
+
+
+def log_likelihood(rbm, X, method="exact", **kwargs):
+    """Mean log P(v) over the rows of X, in nats: mean(-F(v)) - log Z."""
+    return float(-np.mean(rbm.free_energy(X)) - log_partition(rbm, method=method, **kwargs))

@@ -377,9 +377,14 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         return out.cpu().numpy()
 
     def log_partition(self, method="exact", **kwargs):
-        """log Z, the normaliser of exp(-E(v, h)); see :mod:`rbmlib.partition`."""
+        """log Z, the normaliser of exp(-E(v, h)); see :func:`rbmlib.partition.log_partition`."""
         check_is_fitted(self)
         return partition.log_partition(self, method=method, **kwargs)
+
+    def log_likelihood(self, X, method="exact", **kwargs):
+        """Mean log-probability per row of X, in nats; see :func:`rbmlib.partition.log_likelihood`."""
+        check_is_fitted(self)
+        return partition.log_likelihood(self, X, method=method, **kwargs)
 
     # ------------------------------------------------------------ the math
     def _mean_hiddens(self, v):
