@@ -31,6 +31,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from rbmlib import partition
+from rbmlib._cd import ContrastiveDivergence
 from rbmlib._torch_utils import make_generator, resolve_device, torch_dtype_for
 
 _MONITOR_ROWS = 1024  # rows used for the per-epoch curves: enough for a smooth mean, cheap
@@ -215,13 +216,17 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         """One shuffled pass of updates over X; returns True if training should stop."""
         start = time.perf_counter()
         self._bind()
-        if self._velocity is None:
-            self._velocity = {name: torch.zeros_like(p) for name, p in self._params.items()}
+        trainer = ContrastiveDivergence(
+            self._params, learning_rate=self.learning_rate, k=self.k, persistent=self.persistent,
+            momentum=self.momentum, weight_decay=self.weight_decay, generator=self._rng,
+            velocity=self._velocity,
+        )
         data = self._as_tensor(X)  # (n, V) on the device, shared with X on the CPU
         order = torch.randperm(data.shape[0], generator=self._rng, device=data.device)
         with torch.no_grad():
             for first in range(0, data.shape[0], self.batch_size):
-                self._cd_update(data[order[first : first + self.batch_size]])
+                trainer.update(data, order[first : first + self.batch_size])
+        self._velocity = trainer.velocity
         self._unbind()
         record = self._monitor(X, epoch=len(self.history_) + 1, seconds=time.perf_counter() - start)
         finite = all(torch.isfinite(p).all() for p in self._params.values())
@@ -240,39 +245,6 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                 f"{record['pseudo_likelihood']:.2f}, {record['seconds']:.2f}s"
             )
         return bool(self.callback is not None and self.callback(self, record))
-
-    def _cd_update(self, v_data):
-        """One CD-k / PCD-k parameter update from a mini-batch ``v_data`` (B, V)."""
-        for name, g in self._cd_gradient(v_data).items():
-            step = self._velocity[name]
-            step.mul_(self.momentum).add_(g, alpha=self.learning_rate)
-            self._params[name].add_(step)
-
-    def _cd_gradient(self, v_data):
-        """The CD-k / PCD-k estimate of the mean log-likelihood gradient for ``v_data`` (B, V).
-
-        Advances the persistent chains (PCD) as a side effect.
-        """
-        h_prob_data = self._mean_hiddens(v_data)  # (B, H)
-        # Negative phase: k block-Gibbs steps from the persistent chains or from the data.
-        h = self._params["chain_h"] if self.persistent else self._bernoulli(h_prob_data)
-        for step in range(self.k):
-            v_model = self._bernoulli(self._mean_visibles(h))  # (C, V)
-            h_prob_model = self._mean_hiddens(v_model)  # (C, H)
-            if self.persistent or step < self.k - 1:
-                h = self._bernoulli(h_prob_model)
-        if self.persistent:
-            self._params["chain_h"].copy_(h)
-        # Data term minus model term, each a mean over its rows.
-        n_data, n_model = v_data.shape[0], v_model.shape[0]
-        grad = {
-            "W": h_prob_data.T @ v_data / n_data - h_prob_model.T @ v_model / n_model,  # (H, V)
-            "b_h": h_prob_data.mean(0) - h_prob_model.mean(0),  # (H,)
-            "b_v": v_data.mean(0) - v_model.mean(0),  # (V,)
-        }
-        if self.weight_decay:
-            grad["W"] -= self.weight_decay * self._params["W"]
-        return grad
 
     def _monitor(self, X, *, epoch, seconds):
         """Per-epoch curves on a fixed subset of rows, so epochs compare like with like."""

@@ -1,0 +1,126 @@
+"""The training step of the RBM: CD-k / PCD-k updates, in place, without allocations.
+
+This is the loop that tuning runs hundreds of times, so it is written for speed:
+
+* every intermediate lives in a buffer allocated once per batch shape;
+* the data and model statistics are stacked, so the weight gradient
+  ``<h v^T>_data - <h v^T>_model`` is one matrix product of (H, B + C) by
+  (B + C, V), accumulated straight into W (or its velocity) by ``addmm_``;
+* Bernoulli samples are ``uniform < p`` into a preallocated output, several
+  times cheaper on the CPU than ``torch.bernoulli``.
+
+One step costs four matrix products, about 8 * B * V * H flops; everything
+else is elementwise work on (B, H) and (B, V) arrays.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class ContrastiveDivergence:
+    """In-place CD-k / PCD-k updates of the tensors in ``params``.
+
+    Parameters
+    ----------
+    params : dict of torch.Tensor
+        ``W`` (H, V), ``b_h`` (H,), ``b_v`` (V,) and ``chain_h`` (C, H), updated in place.
+    learning_rate, k, persistent, momentum, weight_decay
+        As in :class:`rbmlib.BernoulliRBM`.
+    generator : torch.Generator
+        The only source of randomness.
+    velocity : dict of torch.Tensor or None
+        Momentum state (``W``, ``b_h``, ``b_v``) carried over from earlier epochs.
+    """
+
+    def __init__(self, params, *, learning_rate, k, persistent, momentum, weight_decay, generator,
+                 velocity=None):
+        self.params = params
+        self.learning_rate = learning_rate
+        self.k = k
+        self.persistent = persistent
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.generator = generator
+        if momentum and velocity is None:
+            velocity = {name: torch.zeros_like(params[name]) for name in ("W", "b_h", "b_v")}
+        self.velocity = velocity if momentum else None
+        self._buffers = {}
+
+    def update(self, data, rows):
+        """One update from the mini-batch ``data[rows]``; data (n, V), rows (B,) indices."""
+        W, b_h, b_v, chain_h = (self.params[name] for name in ("W", "b_h", "b_v", "chain_h"))
+        n_data = rows.shape[0]
+        n_model = chain_h.shape[0] if self.persistent else n_data
+        buf = self._workspace(n_data, n_model)
+        stat_h, stat_v = buf["stat_h"], buf["stat_v"]  # (B + C, H), (B + C, V)
+        v_data, v_model = stat_v[:n_data], stat_v[n_data:]
+        h_prob_data, h_prob_model = stat_h[:n_data], stat_h[n_data:]
+
+        torch.index_select(data, 0, rows, out=v_data)
+        self._mean_hiddens(v_data, out=h_prob_data)
+        # Negative phase: k block-Gibbs steps from the persistent chains or from the data.
+        h = chain_h if self.persistent else self._sample(h_prob_data, buf["h"])
+        for step in range(self.k):
+            self._sample(self._mean_visibles(h, out=buf["p_v"]), v_model)
+            self._mean_hiddens(v_model, out=h_prob_model)
+            if self.persistent:
+                h = self._sample(h_prob_model, chain_h)
+            elif step < self.k - 1:
+                h = self._sample(h_prob_model, buf["h"])
+
+        # Sign and scale the model rows so that stat_h^T @ stat_v / B is the
+        # difference of the two means; then one product gives the gradient.
+        h_prob_model.mul_(-n_data / n_model)
+        grad_b_h = stat_h.sum(0).div_(n_data)  # (H,)
+        grad_b_v = v_data.sum(0).div_(n_data).sub_(v_model.sum(0).div_(n_model))  # (V,)
+        lr = self.learning_rate
+        if self.velocity is None:
+            if self.weight_decay:
+                W.mul_(1 - lr * self.weight_decay)
+            W.addmm_(stat_h.T, stat_v, alpha=lr / n_data)
+            b_h.add_(grad_b_h, alpha=lr)
+            b_v.add_(grad_b_v, alpha=lr)
+            return
+        vel = self.velocity
+        vel["W"].mul_(self.momentum).addmm_(stat_h.T, stat_v, alpha=lr / n_data)
+        if self.weight_decay:
+            vel["W"].add_(W, alpha=-lr * self.weight_decay)
+        vel["b_h"].mul_(self.momentum).add_(grad_b_h, alpha=lr)
+        vel["b_v"].mul_(self.momentum).add_(grad_b_v, alpha=lr)
+        for name in ("W", "b_h", "b_v"):
+            self.params[name].add_(vel[name])
+
+    # -------------------------------------------------------------- the math
+    def _mean_hiddens(self, v, *, out):
+        # sigmoid(v @ W^T + b_h): (n, V) @ (V, H) -> (n, H)
+        return torch.addmm(self.params["b_h"], v, self.params["W"].T, out=out).sigmoid_()
+
+    def _mean_visibles(self, h, *, out):
+        # sigmoid(h @ W + b_v): (n, H) @ (H, V) -> (n, V)
+        return torch.addmm(self.params["b_v"], h, self.params["W"], out=out).sigmoid_()
+
+    def _sample(self, p, out):
+        """Bernoulli(p) into ``out``; uniforms are float32 whatever the model's dtype."""
+        uniform = self._uniform(p.shape)
+        return torch.lt(uniform, p, out=out)
+
+    def _uniform(self, shape):
+        key = ("u", *shape)
+        if key not in self._buffers:
+            self._buffers[key] = torch.empty(shape, device=self.params["W"].device)
+        return self._buffers[key].uniform_(generator=self.generator)
+
+    def _workspace(self, n_data, n_model):
+        key = (n_data, n_model)
+        if key not in self._buffers:
+            W = self.params["W"]
+            n_hidden, n_visible = W.shape
+            new = lambda *shape: torch.empty(shape, device=W.device, dtype=W.dtype)  # noqa: E731
+            self._buffers[key] = {
+                "stat_h": new(n_data + n_model, n_hidden),
+                "stat_v": new(n_data + n_model, n_visible),
+                "h": new(n_data, n_hidden),
+                "p_v": new(n_model, n_visible),
+            }
+        return self._buffers[key]
