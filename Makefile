@@ -6,11 +6,13 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+PRESET ?= paper
 
 .PHONY: help setup data test report bench lab lock clean
 
 help:
-	@echo "make report   set up, get the data, build the report"
+	@echo "make report   set up, get the data, execute the notebooks, render the manuscript"
+	@echo "              (PRESET=smoke for a quick check; FORCE=1 re-executes up-to-date notebooks)"
 	@echo "make test     set up, get the data, run the tests (what CI runs)"
 	@echo "make bench    RBM speed benchmark"
 	@echo "make lab      JupyterLab with the project's environment"
@@ -39,12 +41,58 @@ data: setup
 	fi
 	$(BIN)/rbmlib data
 
-test: data
+test: data postgres
 	$(BIN)/python -m pytest
 
-report: data
-	@echo "Data ready. Still to come: the notebooks (papermill) and quarto render (see the open issues)."
+# Debian's PostgreSQL server binaries, for the test in which two workers share a
+# study (tests/test_tuning_workers.py starts and stops its own server on
+# 127.0.0.1, and is skipped without them). Nothing is started here.
+.PHONY: postgres tune
+postgres:
+	@if ! command -v pg_ctl >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 \
+	    && command -v apt-get >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; else SUDO=none; fi; \
+	  if [ "$$SUDO" != none ]; then \
+	    echo "Installing Debian's postgresql package (for the tuning tests)"; \
+	    $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null || \
+	      echo "apt-get could not install postgresql; the PostgreSQL test will be skipped"; \
+	  fi; \
+	fi
 
+# The paper preset: tune the five studies, evaluate once on the test set, write
+# results/summary.csv. Resumable: run it again after an interruption and it goes
+# on (finished trials and evaluated seeds are kept). Two chains run side by side
+# with one thread each (on two cores, torch's threads in two processes would
+# fight): the CNN, LR and FNN; and the RBM models, rbm-fnn after rbm-lr so that
+# it starts from rbm-lr's trained RBMs. Times: rbmlib/tuning/presets.py.
+TUNE_CHAIN_A := cnn lr fnn
+TUNE_CHAIN_B := rbm-lr rbm-fnn
+tune: data
+	@mkdir -p results/logs
+	@echo "Tuning the paper preset; follow it with: tail -f results/logs/*.log"
+	@chain() { args=""; for m in "$$@"; do args="$$args --model $$m"; \
+	    OMP_NUM_THREADS=1 $(BIN)/rbmlib tune --preset paper --model $$m >> results/logs/tune-$$m.log 2>&1 || return 1; \
+	  done; \
+	  OMP_NUM_THREADS=1 $(BIN)/rbmlib evaluate --preset paper $$args >> results/logs/evaluate-$$1.log 2>&1; }; \
+	chain $(TUNE_CHAIN_A) & a=$$!; chain $(TUNE_CHAIN_B) & b=$$!; \
+	wait $$a; ra=$$?; wait $$b; rb=$$?; \
+	if [ $$ra != 0 ] || [ $$rb != 0 ]; then echo "make tune: a chain failed; see results/logs/"; exit 1; fi
+	$(BIN)/rbmlib summary --preset paper
+
+# The notebooks run through papermill with notebooks/params/$(PRESET).yml into
+# notebooks/executed/ (paper) or notebooks/executed-smoke/ (smoke), skipping those
+# already executed from the same source and parameters; then `quarto render` if
+# Quarto is installed (rbmlib/report.py).
+report: data
+	$(BIN)/python -m rbmlib.report --preset $(PRESET) $(if $(FORCE),--force)
+
+# Speed of the RBM against the matmul peak, scikit-learn and the original
+# formulation; run it on an otherwise idle machine.
+bench: setup
+	$(BIN)/python benchmarks/rbm_speed.py
+
+# The source notebooks open with their smoke defaults and the rbm-report kernel;
+# the executed copies that the manuscript embeds are in notebooks/executed/.
 lab: data
 	$(BIN)/jupyter lab notebooks
 

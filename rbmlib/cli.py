@@ -1,4 +1,9 @@
-"""Command line: ``rbmlib data`` (later issues add ``tune``, ``evaluate``, ``summary``)."""
+"""Command line: ``rbmlib data | tune | evaluate | summary``.
+
+    rbmlib tune --model rbm-lr --preset paper     # resumable; --storage postgresql://... to share
+    rbmlib evaluate --preset paper                # best params, refit on trainval, test once
+    rbmlib summary --preset paper                 # results/summary.csv
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,59 @@ def _data(args) -> int:
     return 0
 
 
+def _tune(args) -> int:
+    from rbmlib import tuning
+    from rbmlib.models import MODEL_NAMES
+
+    for model in args.model or MODEL_NAMES:
+        study = tuning.tune(model, args.preset, n_trials=args.n_trials, storage=args.storage,
+                            tracking_uri=args.tracking_uri, seed=args.seed)
+        n = tuning.study.n_finished(study)
+        try:
+            best = f"best val accuracy {study.best_value:.4f} (trial {study.best_trial.number})"
+        except ValueError:  # no complete trial yet
+            best = "no complete trial yet"
+        print(f"{study.study_name}: {n} finished trials, {best}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from rbmlib import tuning
+
+    try:
+        tuning.evaluate(args.model or None, args.preset, storage=args.storage)
+    except (KeyError, ValueError) as exc:  # a study missing, or without a complete trial
+        print(f"rbmlib evaluate: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 1
+    return _summary(args)
+
+
+def _summary(args) -> int:
+    import pandas as pd
+
+    from rbmlib import paths, tuning
+
+    summary = tuning.summarize(args.preset, storage=args.storage)
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(summary.drop(columns=["best_params", "refit_params"]).to_string(index=False))
+    print(f"Written to {paths.summary_csv(args.preset)}")
+    return 0
+
+
+def _add_tuning_args(parser, *, models=True) -> None:
+    from rbmlib.models import MODEL_NAMES
+    from rbmlib.tuning.presets import PRESETS
+
+    if models:
+        parser.add_argument("--model", action="append", choices=MODEL_NAMES,
+                            help="a model (repeat for several; default: all five)")
+    parser.add_argument("--preset", default="paper", choices=sorted(PRESETS),
+                        help="trials, epochs and data sizes (rbmlib/tuning/presets.py); default paper")
+    parser.add_argument("--storage", default=None,
+                        help="Optuna storage URL, e.g. postgresql://user@host:5432/optuna "
+                             "(default: SQLite files under the preset's results/studies/)")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="rbmlib", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -25,6 +83,24 @@ def main(argv=None) -> int:
     get.add_argument("--data-dir", default=None, help="cache folder (default: $RBMLIB_DATA_DIR or ./data)")
     get.add_argument("--no-download", action="store_true", help="use local copies only")
     get.set_defaults(run=_data)
+
+    tune = commands.add_parser("tune", help="run (or resume) Optuna studies, logged to MLflow")
+    _add_tuning_args(tune)
+    tune.add_argument("--n-trials", type=int, default=None,
+                      help="target number of finished trials per study (default: the preset's)")
+    tune.add_argument("--tracking-uri", default=None,
+                      help="MLflow tracking URI (default: sqlite:///<results>/mlflow.db)")
+    tune.add_argument("--seed", type=int, default=0,
+                      help="seeds the TPE sampler; give each worker sharing a study its own")
+    tune.set_defaults(run=_tune)
+
+    evaluate = commands.add_parser("evaluate", help="refit the best parameters, score once on test")
+    _add_tuning_args(evaluate)
+    evaluate.set_defaults(run=_evaluate)
+
+    summary = commands.add_parser("summary", help="write and print the preset's summary.csv")
+    _add_tuning_args(summary, models=False)
+    summary.set_defaults(run=_summary)
     args = parser.parse_args(argv)
     return args.run(args)
 

@@ -29,4 +29,47 @@ DATA_DIR = Path(os.environ.get("RBMLIB_DATA_DIR", ROOT / "data")).expanduser()
 DEBIAN_DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
 RESULTS_DIR = ROOT / "results"
 NOTEBOOKS_DIR = ROOT / "notebooks"
+#: Parameters of the notebooks for each preset: ``<name>.yml`` (paper, smoke).
+NOTEBOOK_PARAMS_DIR = NOTEBOOKS_DIR / "params"
+#: Executed copies of the notebooks at the paper preset: what the manuscript embeds (committed).
+EXECUTED_DIR = NOTEBOOKS_DIR / "executed"
+#: Executed copies at the smoke preset (a quick check of the pipeline; not committed).
+SMOKE_EXECUTED_DIR = NOTEBOOKS_DIR / "executed-smoke"
 BENCHMARKS_DIR = RESULTS_DIR / "benchmarks"
+
+# Tuning (rbmlib.tuning). One layout for every preset: the "paper" preset writes
+# straight under results/ (the report reads results/summary.csv), any other preset
+# under results/<preset>/, so a smoke run never overwrites the paper's numbers.
+#: Trained RBM parameters, shared by presets: their keys hash the training data too.
+CACHE_DIR = RESULTS_DIR / "cache"
+#: Logs of background jobs (``make tune`` writes tune-<model>.log here).
+LOGS_DIR = RESULTS_DIR / "logs"
+STUDIES_DIR = RESULTS_DIR / "studies"
+MLFLOW_DB = RESULTS_DIR / "mlflow.db"
+SUMMARY_CSV = RESULTS_DIR / "summary.csv"
+EVALUATION_CSV = RESULTS_DIR / "evaluation.csv"
+
+
+def preset_dir(preset: str) -> Path:
+    """Folder of a tuning preset's outputs: ``results/`` for "paper", else ``results/<preset>/``."""
+    return RESULTS_DIR if preset == "paper" else RESULTS_DIR / preset
+
+
+def study_db(preset: str, model: str) -> Path:
+    """SQLite file of one model's Optuna study (one per model, so that studies run side by side)."""
+    return preset_dir(preset) / "studies" / f"{model}.db"
+
+
+def mlflow_db(preset: str) -> Path:
+    """SQLite file of the preset's MLflow tracking store."""
+    return preset_dir(preset) / "mlflow.db"
+
+
+def summary_csv(preset: str) -> Path:
+    """One row per model: best validation score and the test scores over seeds."""
+    return preset_dir(preset) / "summary.csv"
+
+
+def evaluation_csv(preset: str) -> Path:
+    """One row per (model, seed) of the final evaluation, appended as each finishes."""
+    return preset_dir(preset) / "evaluation.csv"

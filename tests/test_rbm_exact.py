@@ -6,6 +6,7 @@ import torch
 
 import rbm_reference as ref
 from rbmlib import BernoulliRBM
+from rbmlib._cd import ContrastiveDivergence
 from rbmlib.partition import MAX_EXACT_UNITS
 
 
@@ -69,9 +70,15 @@ def test_cd_gradient_estimate(k):
     """
     rbm, params = tiny_rbm(3, 5, seed=1, k=k, persistent=False)
     data = ref.states(5)[[1, 6, 11, 19, 30]]
-    batch = np.tile(data, (4000, 1))  # 20,000 chains in one call
+    batch = np.tile(data, (4000, 1))  # 20,000 chains in one update
+    # One update of the real training step with learning_rate=1 moves the
+    # parameters by exactly the gradient estimate.
     rbm._bind()
-    grad = rbm._cd_gradient(torch.from_numpy(batch))
+    before = {name: t.clone() for name, t in rbm._params.items()}
+    trainer = ContrastiveDivergence(rbm._params, learning_rate=1.0, k=k, persistent=False,
+                                    momentum=0.0, weight_decay=0.0, generator=rbm._rng)
+    trainer.update(torch.from_numpy(batch), torch.arange(len(batch)))
+    grad = {name: rbm._params[name] - before[name] for name in ("W", "b_h", "b_v")}
     exact = ref.loglik_gradient(data, *params)
     if k == 1:
         # CD-1 model term: E over h~P(h|v), v'~P(v|h) of P(h|v') v'^T, computed by enumeration.
@@ -114,3 +121,33 @@ def test_long_chains_sample_the_model_distribution():
     empirical = np.bincount(codes.astype(int), minlength=16) / len(codes)
     total_variation = 0.5 * np.abs(empirical - ref.visible_marginal(*params)).sum()
     assert total_variation < 0.03
+
+
+@pytest.mark.parametrize("momentum, weight_decay", [(0.0, 0.1), (0.5, 0.1)])
+def test_update_rule_with_momentum_and_weight_decay(momentum, weight_decay):
+    """Two updates follow v <- m v + lr (g - wd W); W <- W + v, with g from the same draws."""
+    rbm, _ = tiny_rbm(3, 5, seed=2, persistent=False)
+    data = torch.from_numpy(ref.states(5)[[1, 6, 11]])
+    rows = torch.arange(3)
+
+    def run(momentum, weight_decay, learning_rate):
+        rbm._bind()
+        start = {name: t.clone() for name, t in rbm._params.items()}
+        rbm._rng.manual_seed(7)
+        trainer = ContrastiveDivergence(rbm._params, learning_rate=learning_rate, k=1, persistent=False,
+                                        momentum=momentum, weight_decay=weight_decay, generator=rbm._rng)
+        trajectory = []
+        for _ in range(2):
+            trainer.update(data, rows)
+            trajectory.append(rbm._params["W"].clone())
+        for name, t in start.items():  # restore for the next run
+            rbm._params[name].copy_(t)
+        return start["W"], trajectory
+
+    W0, (W1, W2) = run(momentum, weight_decay, learning_rate=0.1)
+    # Reconstruct the plain gradients from a run without momentum or decay, same draws.
+    _, (G1_step, _) = run(0.0, 0.0, learning_rate=0.1)
+    g1 = (G1_step - W0) / 0.1
+    v1 = 0.1 * (g1 - weight_decay * W0)
+    torch.testing.assert_close(W1, W0 + v1)
+    assert not torch.allclose(W2, W1)

@@ -1,0 +1,255 @@
+"""What a trained RBM does besides feeding a classifier: sample, fill in, and how it learns.
+
+>>> chains = gibbs_chains(rbm, X_val[:10], checkpoints=(1, 10, 100), random_state=0)
+>>> filled = inpaint(rbm, X_val[:10], top_half_mask(), n_steps=200, random_state=0)
+>>> curves = compare_cd_variants(X_bin, X_eval=X_val_bin, n_components=16, n_iter=10)
+
+Everything here uses the RBM's public attributes and methods, and draws its own
+random numbers from ``random_state``, so results do not depend on how much the
+RBM's internal generator was used before.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+
+from rbmlib import partition
+from rbmlib.rbm import BernoulliRBM
+
+IMAGE_SIDE = 28
+
+
+def top_half_mask(side: int = IMAGE_SIDE) -> np.ndarray:
+    """Boolean mask of a flattened ``side`` x ``side`` image: True on the top half (the known pixels)."""
+    mask = np.zeros((side, side), dtype=bool)
+    mask[: side // 2] = True
+    return mask.ravel()
+
+
+def _visible_means(rbm, h):
+    """P(v=1 | h) from the public parameters, shape (n, V)."""
+    return expit(h @ rbm.components_ + rbm.intercept_visible_)
+
+
+def _gibbs_step(rbm, v, rng):
+    """One block-Gibbs step v -> h -> P(v | h), with h drawn from ``rng``."""
+    p_h = rbm.transform(v)
+    h = (rng.random_sample(p_h.shape) < p_h).astype(p_h.dtype)
+    return _visible_means(rbm, h).astype(p_h.dtype)
+
+
+def gibbs_chains(rbm, init, checkpoints=(1, 10, 100, 1000), *, random_state=None) -> np.ndarray:
+    """Run one Gibbs chain from each row of ``init`` and record it at the checkpoints.
+
+    Parameters
+    ----------
+    rbm : fitted BernoulliRBM
+    init : array-like of shape (n_chains, n_features)
+        Starting states, e.g. validation images ("chains started from data").
+    checkpoints : increasing sequence of int
+        Step counts at which to record each chain.
+    random_state : int or None
+
+    Returns
+    -------
+    ndarray of shape (n_chains, 1 + len(checkpoints), n_features)
+        ``[:, 0]`` is ``init``; ``[:, i]`` is P(v=1 | h) at step ``checkpoints[i - 1]``
+        (the conditional mean, smoother to look at than the binary state the chain
+        continues from).
+    """
+    checkpoints = [int(c) for c in checkpoints]
+    if not checkpoints or checkpoints[0] < 1 or any(b <= a for a, b in zip(checkpoints, checkpoints[1:])):
+        raise ValueError(f"checkpoints={checkpoints} must be increasing integers >= 1.")
+    rng = np.random.RandomState(random_state)
+    v = np.asarray(init, dtype=rbm.components_.dtype)
+    frames, done = [v.copy()], 0
+    for target in checkpoints:
+        for _ in range(target - done):
+            p_v = _gibbs_step(rbm, v, rng)
+            v = (rng.random_sample(p_v.shape) < p_v).astype(p_v.dtype)
+        done = target
+        frames.append(p_v)
+    return np.stack(frames, axis=1)
+
+
+def inpaint(rbm, X, known, n_steps=200, *, burn_in=None, random_state=None) -> np.ndarray:
+    """Fill in the unknown pixels of X by Gibbs sampling with the known pixels clamped.
+
+    The unknown pixels start at random binary values; each step samples the hidden
+    units given the whole image, then resamples only the unknown pixels from
+    P(v | h). The result is the mean of P(v | h) over the steps after ``burn_in``,
+    an estimate of the probability that each unknown pixel is on given the known ones.
+
+    Parameters
+    ----------
+    rbm : fitted BernoulliRBM
+    X : array-like of shape (n_samples, n_features)
+        Images; only their known pixels are read.
+    known : bool array of shape (n_features,) or (n_samples, n_features)
+        True where a pixel is observed (kept as in X), False where it is filled in.
+    n_steps : int
+        Gibbs steps (>= 1).
+    burn_in : int, optional
+        Steps discarded before averaging; default ``n_steps // 2``.
+    random_state : int or None
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_features)
+        X on the known pixels, the filled-in probabilities elsewhere.
+    """
+    X = np.asarray(X, dtype=rbm.components_.dtype)
+    known = np.asarray(known, dtype=bool)
+    if X.ndim != 2 or known.shape not in ((X.shape[1],), X.shape):
+        raise ValueError(f"known has shape {known.shape}; it must be (n_features,) or X.shape {X.shape}.")
+    known = np.broadcast_to(known, X.shape)
+    if not (isinstance(n_steps, (int, np.integer)) and n_steps >= 1):
+        raise ValueError(f"n_steps={n_steps!r} must be an integer >= 1.")
+    burn_in = n_steps // 2 if burn_in is None else burn_in
+    if not 0 <= burn_in < n_steps:
+        raise ValueError(f"burn_in={burn_in!r} must be in [0, n_steps).")
+    rng = np.random.RandomState(random_state)
+    v = np.where(known, X, rng.random_sample(X.shape) < 0.5).astype(X.dtype)
+    total = np.zeros_like(X)
+    for step in range(n_steps):
+        p_v = _gibbs_step(rbm, v, rng)
+        v = np.where(known, X, rng.random_sample(X.shape) < p_v).astype(X.dtype)
+        if step >= burn_in:
+            total += p_v
+    return np.where(known, X, total / (n_steps - burn_in))
+
+
+def cd_variants(k: int = 10) -> dict:
+    """The three samplers compared: CD-1, CD-k (chains restarted at the data) and PCD-1."""
+    return {
+        "CD-1": {"k": 1, "persistent": False},
+        f"CD-{k}": {"k": k, "persistent": False},
+        "PCD-1": {"k": 1, "persistent": True},
+    }
+
+
+def compare_cd_variants(X, *, X_eval=None, variants=None, n_components=16, n_iter=10,
+                        learning_rate=0.05, batch_size=64, random_state=0, device="cpu") -> pd.DataFrame:
+    """Train one RBM per sampler on the same data, budget and seed; return their curves.
+
+    Everything but the negative phase is shared: the data, the epochs, the
+    mini-batches, the learning rate and the initial weights. With at most
+    ``partition.MAX_EXACT_UNITS`` hidden units the exact average log-likelihood of
+    ``X_eval`` (nats per image) is computed after every epoch, the quantity CD
+    approximately climbs; otherwise that column is NaN.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Training data in [0, 1] (binary data makes the log-likelihood a true one).
+    X_eval : array-like, optional
+        Held-out data for the log-likelihood; defaults to X.
+    variants : dict of name -> dict of BernoulliRBM parameters, optional
+        Default :func:`cd_variants`.
+
+    Returns
+    -------
+    DataFrame with one row per variant and epoch: ``variant``, ``epoch``,
+    ``reconstruction_error``, ``pseudo_likelihood`` (on training rows, from
+    ``history_``), ``log_likelihood`` (on ``X_eval``), ``seconds`` (training
+    time of that epoch) and ``gibbs_steps`` (per update: the sampler's cost).
+    """
+    X_eval = X if X_eval is None else X_eval
+    variants = cd_variants() if variants is None else variants
+    exact = n_components <= partition.MAX_EXACT_UNITS
+    frames = []
+    for name, params in variants.items():
+        log_liks = []
+
+        def record(rbm, _record, log_liks=log_liks):
+            log_liks.append(rbm.log_likelihood(X_eval) if exact else np.nan)
+
+        rbm = BernoulliRBM(n_components=n_components, learning_rate=learning_rate, batch_size=batch_size,
+                           n_iter=n_iter, random_state=random_state, device=device, callback=record,
+                           **params).fit(X)
+        curves = pd.DataFrame(rbm.history_)
+        curves["log_likelihood"] = log_liks
+        curves["gibbs_steps"] = rbm.k
+        curves.insert(0, "variant", name)
+        frames.append(curves)
+    columns = ["variant", "epoch", "reconstruction_error", "pseudo_likelihood", "log_likelihood", "seconds",
+               "gibbs_steps"]
+    return pd.concat(frames, ignore_index=True)[columns]
+
+
+def cd_variant_summary(curves) -> pd.DataFrame:
+    """Last-epoch values, Gibbs steps per update and total training time per variant, best
+    log-likelihood first. (Seconds depend on the machine and its load; steps do not.)"""
+    last = curves.sort_values("epoch").groupby("variant", sort=False).tail(1).set_index("variant")
+    table = last[["log_likelihood", "pseudo_likelihood", "reconstruction_error", "gibbs_steps"]].copy()
+    table["seconds"] = curves.groupby("variant")["seconds"].sum()
+    table.columns = ["log-likelihood (held out)", "pseudo-likelihood", "reconstruction error",
+                     "Gibbs steps per update", "training seconds"]
+    return table.sort_values(table.columns[0], ascending=False, kind="stable")
+
+
+def cd_variant_sentence(summary) -> str:
+    """Sentences naming the sampler with the best held-out log-likelihood, its cost, and the
+    order in which each monitor ranks the samplers (the monitors need not agree)."""
+    ll = summary.iloc[:, 0]
+    if not np.isfinite(ll).all():
+        return "The exact log-likelihood was not computed (too many hidden units for enumeration)."
+    best, worst = summary.index[0], summary.index[-1]
+    steps = summary["Gibbs steps per update"]
+    costliest = steps.idxmax()
+    orders = {
+        "held-out log-likelihood": summary.index,
+        "pseudo-log-likelihood": summary["pseudo-likelihood"].sort_values(ascending=False).index,
+        "reconstruction error": summary["reconstruction error"].sort_values().index,
+    }
+    ranking = "; ".join(f"by {what}, {', '.join(order)}" for what, order in orders.items())
+    agree = all(list(order) == list(summary.index) for order in orders.values())
+    cost = f" ({costliest}: {_steps(steps[costliest])})" if costliest != best else ""
+    verdict = "agree with the likelihood here." if agree else "do not rank the samplers as the likelihood does."
+    return (
+        f"After the same number of updates, {best} reaches the highest held-out log-likelihood "
+        f"({ll[best]:.1f} nats per image, against {ll[worst]:.1f} for {worst}) with "
+        f"{_steps(steps[best])} per update{cost}. "
+        f"From best to worst, {ranking}: the cheap monitors {verdict}"
+    )
+
+
+def cd_trend_sentence(curves) -> str:
+    """One sentence on how each sampler's held-out log-likelihood moved over the epochs (where it
+    peaked and what it lost afterwards), set against the reconstruction error over the same epochs."""
+    if curves["log_likelihood"].isna().any():
+        return ""
+    parts, fell = [], []
+    for name, part in curves.groupby("variant", sort=False):
+        ll = part.set_index("epoch")["log_likelihood"]
+        peak, last = ll.idxmax(), ll.index[-1]
+        subject = f"that of {name}" if parts else f"the held-out log-likelihood of {name}"
+        if peak == last:
+            parts.append(f"{subject} was highest after the last epoch")
+        else:
+            parts.append(f"{subject} peaked after epoch {peak} and ended {ll[peak] - ll[last]:.1f} nats lower")
+        errors = part["reconstruction_error"].to_numpy()
+        fell.append(errors[-1] < errors[0])
+    recon = ("the reconstruction error of every sampler ended lower than it started" if all(fell) else
+             "the reconstruction error did not fall for every sampler")
+    return f"Over the epochs, {_join_clauses(parts)}; meanwhile {recon}."
+
+
+def _join_clauses(parts) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + ", and " + parts[-1]
+
+
+def _steps(n) -> str:
+    return f"{int(n)} Gibbs step" + ("" if int(n) == 1 else "s")
+
+
+def describe_training(rbm, n_images) -> str:
+    """One sentence on how ``rbm`` was trained, from its parameters and ``history_``."""
+    sampler = f"PCD-{rbm.k}" if rbm.persistent else f"CD-{rbm.k}"
+    return (
+        f"The RBM has {rbm.n_components} hidden units and was trained by {sampler} "
+        f"(learning rate {rbm.learning_rate:g}, mini-batches of {rbm.batch_size}) for "
+        f"{len(rbm.history_)} epochs on {n_images:,} training images."
+    )

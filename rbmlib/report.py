@@ -1,0 +1,241 @@
+"""Build the report: check the data, execute the notebooks, render the manuscript.
+
+    python -m rbmlib.report                   # paper preset (notebooks/params/paper.yml)
+    python -m rbmlib.report --preset smoke    # minutes -> seconds; copies in notebooks/executed-smoke/
+    python -m rbmlib.report --force           # re-execute even the notebooks that are up to date
+    python -m rbmlib.report --only 02_rbm_anatomy --no-render
+
+Steps, in order:
+
+1. the data: Fashion-MNIST found and verified (:func:`rbmlib.data.ensure_data`);
+2. every ``notebooks/NN_*.ipynb``, in name order, executed by papermill with the
+   preset's parameters into an executed copy (``notebooks/executed/`` for the
+   paper preset, which the manuscript embeds). A notebook is skipped when its
+   executed copy was made from the same source cells with the same parameters
+   (recorded in the copy's metadata; content, not file times, so a fresh git
+   checkout does not re-run everything). A failed run leaves the previous copy
+   in place and the failed one beside it as ``.NAME.failed.ipynb``;
+3. ``quarto render`` when Quarto is installed (paper preset only), else a note
+   on how to install it.
+
+The source notebooks keep the smoke preset as their defaults and no outputs:
+they are what CI executes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rbmlib import paths
+
+PRESETS = ("paper", "smoke")
+QUARTO_URL = "https://quarto.org/docs/get-started/"
+METADATA_KEY = "rbm-report"
+
+
+class NotebookError(RuntimeError):
+    """A notebook failed to execute; the message names the partly executed copy."""
+
+
+def source_notebooks(folder=None) -> list[Path]:
+    """The notebooks of the report, ``NN_name.ipynb``, in execution order."""
+    folder = Path(paths.NOTEBOOKS_DIR if folder is None else folder)
+    return sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+
+
+def executed_dir(preset: str) -> Path:
+    """Where the executed copies of ``preset`` go."""
+    return Path(paths.EXECUTED_DIR if preset == "paper" else paths.SMOKE_EXECUTED_DIR)
+
+
+def params_file(preset: str) -> Path:
+    return Path(paths.NOTEBOOK_PARAMS_DIR) / f"{preset}.yml"
+
+
+def load_parameters(preset: str) -> dict:
+    """``{notebook name: {parameter: value}}`` from ``notebooks/params/<preset>.yml``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown preset, or a file that is not a mapping of mappings.
+    """
+    import yaml
+
+    if preset not in PRESETS:
+        raise ValueError(f"Unknown preset {preset!r}; use one of {PRESETS}.")
+    path = params_file(preset)
+    content = yaml.safe_load(path.read_text()) if path.exists() else None
+    content = content or {}
+    if not isinstance(content, dict) or not all(isinstance(v, dict) for v in content.values() if v is not None):
+        raise ValueError(f"{path} must map notebook names to parameter mappings.")
+    return {name: dict(values or {}) for name, values in content.items()}
+
+
+def source_digest(notebook: Path) -> str:
+    """SHA-256 of a notebook's cell types and sources (not its metadata or outputs)."""
+    cells = json.loads(Path(notebook).read_text())["cells"]
+    content = json.dumps([[c["cell_type"], "".join(c["source"])] for c in cells])
+    return hashlib.sha256(content.encode()).hexdigest()
+
+
+def stale_reason(source: Path, executed: Path, parameters: dict) -> str | None:
+    """Why ``executed`` must be (re)made from ``source``, or None when it is up to date."""
+    if not executed.exists():
+        return "no executed copy yet"
+    try:
+        record = json.loads(executed.read_text())["metadata"].get(METADATA_KEY, {})
+    except (ValueError, KeyError):
+        return "executed copy unreadable"
+    if record.get("source_sha256") != source_digest(source):
+        return "source changed"
+    if record.get("parameters") != json.loads(json.dumps(parameters)):
+        return "parameters changed"
+    return None
+
+
+def execute_notebook(source, executed, parameters, *, preset="smoke", kernel_name="python3") -> Path:
+    """Execute ``source`` with ``parameters`` into ``executed`` (written only on success).
+
+    The executed copy records the preset, the parameters and the digest of the
+    source in ``metadata["rbm-report"]``.
+
+    Raises
+    ------
+    NotebookError
+        If a cell fails; ``executed`` is left as it was.
+    """
+    import nbformat
+    import papermill as pm
+
+    source, executed = Path(source), Path(executed)
+    digest = source_digest(source)  # before running: an edit made meanwhile must not look executed
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    partial = executed.with_name(f".{executed.stem}.partial.ipynb")
+    failed = executed.with_name(f".{executed.stem}.failed.ipynb")
+    try:
+        pm.execute_notebook(str(source), str(partial), parameters=parameters, kernel_name=kernel_name,
+                            cwd=str(paths.ROOT), progress_bar=False)
+    except Exception as exc:  # papermill's execution error, a dead kernel, ...
+        if partial.exists():
+            os.replace(partial, failed)
+        raise NotebookError(
+            f"{source.name} failed ({type(exc).__name__}: {str(exc).strip()[-2000:]}). "
+            f"The partly executed notebook is {failed}."
+        ) from exc
+    nb = nbformat.read(partial, as_version=4)
+    # papermill records absolute paths (and the temporary output name): keep them portable.
+    recorded = nb.metadata.get("papermill", {})
+    recorded.update({k: _rel(p) for k, p in (("input_path", source), ("output_path", executed)) if k in recorded})
+    nb.metadata[METADATA_KEY] = {
+        "preset": preset,
+        "parameters": json.loads(json.dumps(parameters)),
+        "source_sha256": digest,
+    }
+    nbformat.write(nb, partial)
+    os.replace(partial, executed)
+    failed.unlink(missing_ok=True)
+    return executed
+
+
+def render_manuscript() -> bool:
+    """Run ``quarto render`` in the project root; False (and a note) when Quarto is missing."""
+    quarto = shutil.which("quarto")
+    if quarto is None:
+        print(
+            "Quarto is not installed, so the manuscript was not rendered. Install it from "
+            f"{QUARTO_URL} (the Typst PDF needs nothing else), then run `quarto render` here or "
+            f"`make report` again. The executed notebooks are ready in {_rel(paths.EXECUTED_DIR)}/."
+        )
+        return False
+    subprocess.run([quarto, "render"], cwd=paths.ROOT, check=True)
+    print(f"Manuscript rendered into {_rel(Path(paths.ROOT) / '_manuscript')}/ (index.html and the PDF).")
+    return True
+
+
+def _rel(path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path(paths.ROOT).resolve()))
+    except ValueError:
+        return str(path)
+
+
+def build(preset="paper", *, force=False, only=None, render=True, kernel_name="python3") -> int:
+    """The whole pipeline; returns a process exit status."""
+    from rbmlib import data
+
+    print("[1/3] Data")
+    try:
+        root = data.ensure_data()
+    except data.DataError as exc:
+        print(f"  {exc}", file=sys.stderr)
+        return 1
+    print(f"  Fashion-MNIST verified in {_rel(root)}")
+
+    parameters = load_parameters(preset)
+    notebooks = source_notebooks()
+    unknown = sorted(set(parameters) - {nb.stem for nb in notebooks})
+    if unknown:
+        print(f"  {_rel(params_file(preset))} names notebooks that do not exist: {unknown}", file=sys.stderr)
+        return 1
+    if only:
+        missing = sorted(set(only) - {nb.stem for nb in notebooks})
+        if missing:
+            print(f"  --only names notebooks that do not exist: {missing}", file=sys.stderr)
+            return 1
+        notebooks = [nb for nb in notebooks if nb.stem in only]
+    out_dir = executed_dir(preset)
+    print(f"[2/3] Notebooks, {preset} preset ({_rel(params_file(preset))}) -> {_rel(out_dir)}/")
+    for source in notebooks:
+        executed = out_dir / source.name
+        params = parameters.get(source.stem, {})
+        reason = "--force" if force else stale_reason(source, executed, params)
+        if reason is None:
+            print(f"  {source.stem}: up to date, skipped (--force re-runs it)")
+            continue
+        print(f"  {source.stem}: running ({reason}) ...", flush=True)
+        start = time.perf_counter()
+        try:
+            execute_notebook(source, executed, params, preset=preset, kernel_name=kernel_name)
+        except NotebookError as exc:
+            print(f"  {exc}", file=sys.stderr)
+            return 1
+        print(f"  {source.stem}: done in {time.perf_counter() - start:.0f} s -> {_rel(executed)}")
+
+    print("[3/3] Manuscript")
+    if not render:
+        print("  skipped (--no-render)")
+    elif preset != "paper":
+        print(f"  skipped: the manuscript embeds the paper preset's copies in {_rel(paths.EXECUTED_DIR)}/; "
+              f"the {preset} copies in {_rel(out_dir)}/ only check the pipeline.")
+    else:
+        render_manuscript()
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rbmlib.report",
+                                     description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", choices=PRESETS, default="paper",
+                        help="parameter set from notebooks/params/<preset>.yml (default: paper)")
+    parser.add_argument("--force", action="store_true", help="re-execute notebooks that are up to date")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="execute only these notebooks (e.g. 01_exploration)")
+    parser.add_argument("--no-render", action="store_true", help="stop before quarto render")
+    parser.add_argument("--kernel", default="python3",
+                        help="Jupyter kernel (default python3: this Python's own ipykernel)")
+    args = parser.parse_args(argv)
+    return build(args.preset, force=args.force, only=args.only, render=not args.no_render,
+                 kernel_name=args.kernel)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,198 @@
+"""Final numbers: refit each study's best parameters on "trainval", score once on "test".
+
+This is the only module that loads the test split. For every model and every
+seed of the preset, the best trial's parameters (chosen on the validation
+split) are refit on all 60,000 training images and scored on the 10,000 test
+images. Networks train for the best trial's best epoch (early stopping on the
+validation split found it), so no test data decides anything.
+
+Rows are appended to ``evaluation.csv`` as each fit finishes; a rerun skips the
+(model, seed) pairs already there for the same best trial, so a killed
+evaluation resumes, and a study that found a new best after more tuning is
+evaluated again. :func:`summarize` then writes ``summary.csv``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+
+import numpy as np
+import pandas as pd
+from optuna.trial import TrialState
+from tqdm.auto import tqdm
+
+from rbmlib import data, metrics, paths
+from rbmlib.models import MODEL_NAMES, make_model
+from rbmlib.tuning.presets import get_preset
+from rbmlib.tuning.rbm_cache import fit_rbm
+from rbmlib.tuning.study import FINISHED, load_study
+
+EVALUATION_COLUMNS = ["model", "seed", "trial_number", "test_accuracy", "test_macro_f1", "seconds"]
+SUMMARY_COLUMNS = [
+    "model", "n_trials", "n_pruned", "best_trial", "best_val_accuracy", "best_val_macro_f1",
+    "test_accuracy_mean", "test_accuracy_std", "test_macro_f1_mean", "test_macro_f1_std",
+    "n_seeds", "best_params", "refit_params", "tune_seconds", "evaluate_seconds",
+]
+
+
+def refit_params(model: str, preset, trial) -> dict:
+    """Estimator arguments of the final refit: the trial's, with its best epoch count.
+
+    Early stopping is switched off: it would hold out part of "trainval", and
+    the number of epochs is already known from the trial.
+    """
+    params = {**get_preset(preset).fixed_params(model), **trial.params}
+    if "best_epoch" in trial.user_attrs:
+        prefix = "clf__" if model == "rbm-fnn" else ""
+        params[f"{prefix}n_iter"] = int(trial.user_attrs["best_epoch"])
+        params[f"{prefix}early_stopping"] = False
+    return params
+
+
+def fit_final(model: str, params: dict, seed: int, X, y, *, cache_dir=None):
+    """Fit ``make_model(model, random_state=seed, **params)`` on (X, y).
+
+    The RBM of a pipeline goes through the RBM cache, so a resumed evaluation
+    (or the other RBM model, if it chose the same RBM) does not train it again.
+    """
+    estimator = make_model(model, random_state=seed, **params)
+    if not model.startswith("rbm-"):
+        return estimator.fit(X, y)
+    rbm, _ = fit_rbm(estimator.named_steps["rbm"], X, cache_dir=cache_dir)
+    estimator.steps[0] = ("rbm", rbm)
+    estimator.named_steps["clf"].fit(rbm.transform(X), y)
+    return estimator
+
+
+def read_evaluation(preset) -> pd.DataFrame:
+    """The preset's per-seed rows so far (empty frame with the columns if none)."""
+    path = paths.evaluation_csv(get_preset(preset).name)
+    if not path.exists():
+        return pd.DataFrame(columns=EVALUATION_COLUMNS)
+    return pd.read_csv(path)
+
+
+def _append_row(path, row: dict) -> None:
+    """Append one row, with the header if the file is empty (the file is the checkpoint).
+
+    Under an exclusive lock: ``make tune`` evaluates two chains of models side
+    by side, and both may append, or start the file, at the same moment.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", newline="") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            f.seek(0, os.SEEK_END)  # another process may have written since open()
+            pd.DataFrame([row], columns=EVALUATION_COLUMNS).to_csv(f, header=f.tell() == 0, index=False)
+            f.flush()
+            os.fsync(f.fileno())
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def evaluate(models=None, preset="paper", *, storage: str | None = None, seeds=None,
+             cache_dir=None) -> pd.DataFrame:
+    """Refit the best parameters of each study and score them once on the test split.
+
+    Parameters
+    ----------
+    models : iterable of str, optional
+        Default: all of ``MODEL_NAMES``.
+    preset : str or Preset
+    storage : str, optional
+        Optuna storage URL, as given to ``tune`` (default: the preset's SQLite files).
+    seeds : iterable of int, optional
+        Default: the preset's ``eval_seeds`` of each model.
+    cache_dir : path-like, optional
+        RBM cache (default ``paths.CACHE_DIR / "rbm"``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        All rows of ``evaluation.csv`` (``EVALUATION_COLUMNS``).
+    """
+    preset = get_preset(preset)
+    models = list(models or MODEL_NAMES)
+    best = {}
+    for model in models:  # every study must exist and have a complete trial before any fit
+        study = load_study(model, preset, storage=storage, create=False)
+        if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            raise ValueError(f"Study {study.study_name!r} has no complete trial to evaluate.")
+        best[model] = study.best_trial
+    done = read_evaluation(preset)
+    done_keys = set(zip(done["model"], done["seed"], done["trial_number"]))
+    todo = [(m, s) for m in models for s in (preset.eval_seeds[m] if seeds is None else seeds)
+            if (m, s, best[m].number) not in done_keys]
+    if todo:
+        X, y = data.load_split("trainval", subset=preset.trainval_subset)
+        X_test, y_test = data.load_split("test", subset=preset.test_subset)
+        path = paths.evaluation_csv(preset.name)
+        for model, seed in tqdm(todo, desc=f"evaluate ({preset.name})", unit="fit"):
+            start = time.perf_counter()
+            params = refit_params(model, preset, best[model])
+            estimator = fit_final(model, params, seed, X, y, cache_dir=cache_dir)
+            scores = metrics.evaluate(y_test, estimator.predict(X_test))
+            row = {"model": model, "seed": seed, "trial_number": best[model].number,
+                   "test_accuracy": scores["accuracy"], "test_macro_f1": scores["macro_f1"],
+                   "seconds": round(time.perf_counter() - start, 2)}
+            _append_row(path, row)
+            tqdm.write(f"{model} seed {seed}: test accuracy {scores['accuracy']:.4f}, "
+                       f"macro F1 {scores['macro_f1']:.4f} ({row['seconds']:.0f}s)")
+    return read_evaluation(preset)
+
+
+def _trial_seconds(trials) -> float:
+    """Compute time of the trials: the sum of their durations (workers and reruns add up)."""
+    return round(sum(t.duration.total_seconds() for t in trials if t.duration is not None), 1)
+
+
+def summarize(preset="paper", *, storage: str | None = None, models=None) -> pd.DataFrame:
+    """Write ``summary.csv``: one row per model that has a study (``SUMMARY_COLUMNS``).
+
+    Test scores are the mean and sample standard deviation over the seeds
+    evaluated for the study's current best trial; accuracies are fractions.
+    """
+    preset = get_preset(preset)
+    evaluations = read_evaluation(preset)
+    rows = []
+    for model in models or MODEL_NAMES:
+        try:
+            study = load_study(model, preset, storage=storage, create=False)
+        except KeyError:
+            continue
+        trials = study.get_trials(deepcopy=False)
+        finished = [t for t in trials if t.state in FINISHED]
+        complete = [t for t in finished if t.state == TrialState.COMPLETE]
+        best = study.best_trial if complete else None
+        ev = evaluations[(evaluations["model"] == model)
+                         & (evaluations["trial_number"] == (best.number if best else -1))
+                         & evaluations["seed"].isin(preset.eval_seeds[model])]
+        rows.append({
+            "model": model,
+            "n_trials": len(finished),
+            "n_pruned": len(finished) - len(complete),
+            "best_trial": best.number if best else None,
+            "best_val_accuracy": best.value if best else None,
+            "best_val_macro_f1": best.user_attrs.get("val_macro_f1") if best else None,
+            "test_accuracy_mean": ev["test_accuracy"].mean() if len(ev) else np.nan,
+            "test_accuracy_std": ev["test_accuracy"].std(ddof=1) if len(ev) > 1 else np.nan,
+            "test_macro_f1_mean": ev["test_macro_f1"].mean() if len(ev) else np.nan,
+            "test_macro_f1_std": ev["test_macro_f1"].std(ddof=1) if len(ev) > 1 else np.nan,
+            "n_seeds": len(ev),
+            "best_params": json.dumps(best.params, sort_keys=True) if best else None,
+            "refit_params": json.dumps(refit_params(model, preset, best), sort_keys=True) if best else None,
+            "tune_seconds": _trial_seconds(trials),
+            "evaluate_seconds": round(float(ev["seconds"].sum()), 1),
+        })
+    # Six decimals: enough for 1/10,000 of accuracy, and a deterministic model's
+    # identical seeds show a standard deviation of 0 rather than 1e-16.
+    summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS).round(6)
+    path = paths.summary_csv(preset.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")  # readers never see half a file
+    summary.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+    return summary

@@ -1,0 +1,194 @@
+"""The objective: train on the training split, score on the validation split.
+
+The test split is never loaded here; :mod:`rbmlib.tuning.evaluate` touches it
+once, after tuning. The objective returns validation accuracy and keeps the
+rest as trial user attributes, which the MLflow callback then logs:
+
+``val_macro_f1``
+    macro F1 on the validation split, at the returned accuracy's epoch;
+``best_epoch``
+    (networks) the epoch whose weights were kept; the final refit trains that long;
+``history``, ``rbm_history``
+    per-epoch records of the classifier and of the RBM (curves for MLflow);
+``converged``
+    (logistic regression) whether lbfgs stopped before ``max_iter``;
+``rbm_cached``
+    whether the RBM came from the cache instead of being trained;
+``prune_reason``
+    why a trial was pruned: the pruner's verdict at an epoch, or a divergence;
+``worker``
+    ``host:pid`` of the process that ran it (several workers may share a study).
+
+A diverging run (non-finite loss or RBM parameters, i.e. ``FloatingPointError``)
+ends as PRUNED, not FAIL: TPE learns from pruned trials (it ranks them below
+every complete one) but ignores failed ones, so it would keep proposing the
+step sizes that blow up.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import optuna
+from tqdm.auto import tqdm
+
+from rbmlib import data, metrics
+from rbmlib.models import make_model
+from rbmlib.tuning.rbm_cache import FeatureCache, data_fingerprint, fit_rbm, rbm_key
+from rbmlib.tuning.spaces import SPACES
+
+_NETS = ("fnn", "cnn")
+_CURVE_KEYS = ("epoch", "train_loss", "val_accuracy", "val_macro_f1")
+_RBM_CURVE_KEYS = ("epoch", "reconstruction_error", "pseudo_likelihood")
+
+
+@dataclass
+class Splits:
+    """Training and validation data of a study (never the test split)."""
+
+    X: np.ndarray
+    y: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+
+    @classmethod
+    def load(cls, preset) -> "Splits":
+        """The preset's ``"train"`` and ``"val"`` splits (subsets for small presets)."""
+        X, y = data.load_split("train", subset=preset.train_subset)
+        X_val, y_val = data.load_split("val", subset=preset.val_subset)
+        return cls(X, y, X_val, y_val)
+
+
+def _records(history, keys) -> list[dict]:
+    """JSON-friendly per-epoch records (plain floats, 6 significant digits)."""
+    return [{k: (int(r[k]) if k == "epoch" else float(f"{r[k]:.6g}")) for k in keys if k in r}
+            for r in history]
+
+
+def _tick(bar) -> bool:
+    """RBM callback: advance the progress bar; False means "go on"."""
+    bar.update()
+    return False
+
+
+class _EpochReporter:
+    """Estimator callback: report validation accuracy per epoch and ask the pruner.
+
+    Returning True stops the estimator after the epoch; the objective then raises
+    ``TrialPruned`` (an exception raised inside ``fit`` would lose the history).
+    """
+
+    def __init__(self, trial: optuna.Trial, bar):
+        self.trial, self.bar, self.pruned_at = trial, bar, None
+
+    def __call__(self, estimator, record) -> bool:
+        self.bar.update()
+        self.trial.report(record["val_accuracy"], record["epoch"])
+        if self.trial.should_prune():
+            self.pruned_at = record["epoch"]
+            return True
+        return False
+
+
+class Objective:
+    """Optuna objective for one model: ``study.optimize(Objective("fnn", preset))``.
+
+    Parameters
+    ----------
+    model : str
+        One of ``rbmlib.models.MODEL_NAMES``.
+    preset : Preset
+        Fixes epochs, early stopping and the training seed (see ``presets``).
+    splits : Splits, optional
+        Training and validation data; default ``Splits.load(preset)``.
+    cache_dir : path-like, optional
+        Where trained RBMs are kept (default ``paths.CACHE_DIR / "rbm"``).
+    """
+
+    def __init__(self, model: str, preset, splits: Splits | None = None, cache_dir=None):
+        if model not in SPACES:
+            raise ValueError(f"Unknown model {model!r}; valid names are {', '.join(SPACES)}.")
+        self.model, self.preset = model, preset
+        self.splits = splits if splits is not None else Splits.load(preset)
+        self.cache_dir = cache_dir
+        self._X_fingerprint = None  # computed on first use: only the RBM models need it
+        self._features = FeatureCache()
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        params = SPACES[self.model](trial, self.preset)
+        estimator = make_model(self.model, random_state=self.preset.train_seed,
+                               **self.preset.fixed_params(self.model), **params)
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        start = time.perf_counter()
+        try:
+            scores = self._fit_and_score(trial, estimator)
+        except FloatingPointError as exc:
+            trial.set_user_attr("prune_reason", f"diverged: {exc}")
+            raise optuna.TrialPruned(f"diverged: {exc}") from exc
+        finally:
+            trial.set_user_attr("fit_seconds", round(time.perf_counter() - start, 2))
+        trial.set_user_attr("val_macro_f1", scores["macro_f1"])
+        return scores["accuracy"]
+
+    # ------------------------------------------------------------------ fitting
+    def _fit_and_score(self, trial, estimator) -> dict:
+        s = self.splits
+        if self.model == "lr":
+            return self._fit_lr(trial, estimator, s.X, s.X_val)
+        if self.model in _NETS:
+            return self._fit_net(trial, estimator, s.X, s.X_val)
+        rbm, clf = estimator.named_steps["rbm"], estimator.named_steps["clf"]
+        F, F_val = self._rbm_features(trial, rbm)
+        if self.model == "rbm-lr":
+            return self._fit_lr(trial, clf, F, F_val)
+        return self._fit_net(trial, clf, F, F_val)
+
+    def _fit_lr(self, trial, clf, X, X_val) -> dict:
+        clf.fit(X, self.splits.y)
+        # lbfgs stops at max_iter with a warning; record it so a table can show it.
+        trial.set_user_attr("converged", bool(np.all(clf.n_iter_ < clf.max_iter)))
+        return metrics.evaluate(self.splits.y_val, clf.predict(X_val))
+
+    def _fit_net(self, trial, net, X, X_val) -> dict:
+        with tqdm(total=net.n_iter, desc=f"trial {trial.number}", unit="epoch",
+                  leave=False, disable=None) as bar:
+            reporter = _EpochReporter(trial, bar)
+            net.set_params(callback=reporter)
+            try:
+                net.fit(X, self.splits.y, eval_set=(X_val, self.splits.y_val))
+            finally:
+                if getattr(net, "history_", None):
+                    trial.set_user_attr("history", _records(net.history_, _CURVE_KEYS))
+        if reporter.pruned_at is not None:
+            reason = f"{type(trial.study.pruner).__name__} at epoch {reporter.pruned_at}"
+            trial.set_user_attr("prune_reason", reason)
+            raise optuna.TrialPruned(reason)
+        # Early stopping kept the best epoch's weights: report that epoch's scores.
+        best = net.history_[net.best_epoch_ - 1]
+        trial.set_user_attr("best_epoch", int(net.best_epoch_))
+        return {"accuracy": best["val_accuracy"], "macro_f1": best["val_macro_f1"]}
+
+    def _rbm_features(self, trial, rbm):
+        """(features of X, features of X_val), from memory, the disk cache or training."""
+        if self._X_fingerprint is None:
+            self._X_fingerprint = data_fingerprint(self.splits.X)
+        key = rbm_key(rbm, self._X_fingerprint)
+        entry = self._features.get(key)
+        cached = entry is not None
+        if entry is None:
+            self._features.clear()
+            with tqdm(total=rbm.n_iter, desc=f"trial {trial.number} RBM", unit="epoch",
+                      leave=False, disable=None) as bar:
+                rbm.set_params(callback=lambda _rbm, _record: _tick(bar))
+                fitted, cached = fit_rbm(rbm, self.splits.X, key=key, cache_dir=self.cache_dir)
+            entry = (fitted.transform(self.splits.X), fitted.transform(self.splits.X_val),
+                     fitted.history_)
+            self._features.put(key, entry)
+        F, F_val, history = entry
+        trial.set_user_attr("rbm_cached", cached)
+        trial.set_user_attr("rbm_history", _records(history, _RBM_CURVE_KEYS))
+        return F, F_val

@@ -1,0 +1,218 @@
+"""rbmlib.tuning on tiny real subsets: studies run, resume, prune, survive divergence,
+log to MLflow, reuse RBMs, and the evaluation touches the test split only after tuning."""
+
+import json
+import shutil
+
+import mlflow
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from optuna.trial import TrialState
+from tuning_helpers import TINY
+
+from rbmlib import data, paths
+from rbmlib.cli import main
+from rbmlib.models import MODEL_NAMES, make_model
+from rbmlib.nets import TorchClassifier
+from rbmlib.rbm import BernoulliRBM
+from rbmlib.tuning.evaluate import SUMMARY_COLUMNS, evaluate, summarize
+from rbmlib.tuning import rbm_cache
+from rbmlib.tuning.objective import Splits
+from rbmlib.tuning.spaces import SPACES
+from rbmlib.tuning.study import load_study, tune
+
+REQUIRED_SUMMARY = ["model", "n_trials", "best_val_accuracy", "test_accuracy_mean",
+                    "test_accuracy_std", "test_macro_f1_mean", "test_macro_f1_std", "n_seeds",
+                    "best_params", "tune_seconds", "evaluate_seconds"]
+
+
+@pytest.fixture(scope="module")
+def splits():
+    try:
+        return Splits.load(TINY)
+    except data.DataError as exc:
+        pytest.skip(f"Fashion-MNIST is not available here: {exc}")
+
+
+@pytest.fixture(scope="module")
+def empty_mlflow_db(tmp_path_factory):
+    """An MLflow store with its tables made: creating them takes seconds, copying it does not."""
+    db = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+    mlflow.MlflowClient(f"sqlite:///{db}").search_experiments()
+    return db
+
+
+@pytest.fixture(autouse=True)
+def results(tmp_path, monkeypatch, empty_mlflow_db):
+    """Every output (studies, MLflow, cache, CSVs) goes to a temporary folder."""
+    monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path / "results")
+    monkeypatch.setattr(paths, "CACHE_DIR", tmp_path / "results" / "cache")
+    for preset in (TINY.name, "smoke"):
+        paths.mlflow_db(preset).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(empty_mlflow_db, paths.mlflow_db(preset))
+    return tmp_path / "results"
+
+
+def _runs(experiment):
+    client = mlflow.MlflowClient(f"sqlite:///{paths.mlflow_db(TINY.name)}")
+    exp = client.get_experiment_by_name(experiment)
+    return client, client.search_runs([exp.experiment_id])
+
+
+def test_paths_keep_presets_apart():
+    assert paths.summary_csv("paper") == paths.RESULTS_DIR / "summary.csv"
+    assert paths.summary_csv("smoke") == paths.RESULTS_DIR / "smoke" / "summary.csv"
+    assert paths.study_db("smoke", "lr") != paths.study_db("paper", "lr")
+
+
+@pytest.mark.parametrize("model", MODEL_NAMES)
+def test_space_names_are_the_estimators_argument_names(model):
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    trial = study.ask()
+    params = SPACES[model](trial, TINY)
+    assert params == trial.params  # the names Optuna stores (and MLflow logs) ...
+    make_model(model, **TINY.fixed_params(model), **params)  # ... are valid arguments
+
+
+def test_study_runs_and_logs_every_trial_to_mlflow(splits):
+    study = tune("rbm-fnn", TINY, splits=splits, show_progress_bar=False)
+    trials = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
+    assert len(trials) == 2
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert complete, "the pruner may not prune the first trial (pruner_startup_trials=1)"
+    t = complete[0]
+    assert 0 <= t.value <= 1 and 0 <= t.user_attrs["val_macro_f1"] <= 1
+    assert 1 <= t.user_attrs["best_epoch"] <= TINY.max_epochs["rbm-fnn"]
+    assert len(t.user_attrs["history"]) >= t.user_attrs["best_epoch"]
+
+    client, runs = _runs("tiny/rbm-fnn")
+    assert sorted(r.info.run_name for r in runs) == sorted(str(t.number) for t in trials)
+    run = next(r for r in runs if r.info.run_name == str(t.number))
+    # Same names in Optuna, in the estimator and in MLflow.
+    assert set(run.data.params) == set(t.params) and "rbm__n_components" in run.data.params
+    assert run.data.metrics["val_accuracy"] == pytest.approx(t.value)
+    assert run.data.metrics["val_macro_f1"] == pytest.approx(t.user_attrs["val_macro_f1"])
+    assert run.data.tags["state"] == "COMPLETE" and run.data.tags["model"] == "rbm-fnn"
+    curve = client.get_metric_history(run.info.run_id, "curve/val_accuracy")
+    assert [m.step for m in sorted(curve, key=lambda m: m.step)] == list(
+        range(1, len(t.user_attrs["history"]) + 1))
+    assert client.get_metric_history(run.info.run_id, "curve/rbm__reconstruction_error")
+
+
+def test_resume_keeps_finished_trials_and_adds_only_the_missing_ones(splits):
+    first = tune("lr", TINY, n_trials=2, splits=splits, show_progress_bar=False).trials
+    study = tune("lr", TINY, n_trials=3, splits=splits, show_progress_bar=False)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
+    for before, after in zip(first, study.trials):
+        assert (after.number, after.params, after.value) == (before.number, before.params, before.value)
+    # A resumed sampler does not replay the first run's random draws.
+    assert study.trials[2].params != study.trials[0].params
+    again = tune("lr", TINY, n_trials=3, splits=splits, show_progress_bar=False)
+    assert len(again.trials) == 3  # target reached: nothing runs
+    _, runs = _runs("tiny/lr")
+    assert len(runs) == 3
+
+
+def test_pruned_trials_are_recorded_with_their_reason(splits):
+    # Any accuracy below 1.0 is pruned at the first epoch.
+    pruner = optuna.pruners.ThresholdPruner(lower=1.0)
+    study = tune("fnn", TINY, splits=splits, pruner=pruner, show_progress_bar=False)
+    assert [t.state for t in study.trials] == [TrialState.PRUNED] * 2
+    for t in study.trials:
+        assert t.user_attrs["prune_reason"] == "ThresholdPruner at epoch 1"
+        assert len(t.user_attrs["history"]) == 1
+    _, runs = _runs("tiny/fnn")
+    assert {r.data.tags["state"] for r in runs} == {"PRUNED"}
+
+
+def test_a_diverging_trial_is_pruned_with_the_reason_and_the_study_goes_on(splits, monkeypatch):
+    run_epoch, calls = TorchClassifier._run_epoch, []
+
+    def nan_in_first_trial(self, *args):
+        calls.append(self)
+        loss = run_epoch(self, *args)
+        return float("nan") if calls[0] is self else loss
+
+    monkeypatch.setattr(TorchClassifier, "_run_epoch", nan_in_first_trial)
+    study = tune("fnn", TINY, splits=splits, show_progress_bar=False)
+    first, second = study.trials
+    assert first.state == TrialState.PRUNED
+    assert first.user_attrs["prune_reason"].startswith("diverged: FNNClassifier: training loss became nan")
+    assert second.state == TrialState.COMPLETE
+
+
+def test_trials_with_the_same_rbm_train_it_once(splits, monkeypatch):
+    fits = []
+    fit = BernoulliRBM.fit
+    monkeypatch.setattr(BernoulliRBM, "fit", lambda self, X, y=None: fits.append(1) or fit(self, X, y))
+    rbm = {"rbm__n_components": 16, "rbm__learning_rate": 0.05, "rbm__batch_size": 64}
+    study = load_study("rbm-lr", TINY)
+    study.enqueue_trial({**rbm, "clf__C": 0.1})
+    study.enqueue_trial({**rbm, "clf__C": 10.0})
+    study = tune("rbm-lr", TINY, splits=splits, show_progress_bar=False)
+    assert len(fits) == 1
+    assert [t.user_attrs["rbm_cached"] for t in study.trials] == [False, True]
+    assert study.trials[0].user_attrs["rbm_history"] == study.trials[1].user_attrs["rbm_history"]
+
+    # rbm-fnn starts from rbm-lr's RBMs (both are the same here), already trained.
+    fnn = tune("rbm-fnn", TINY, n_trials=1, splits=splits, show_progress_bar=False)
+    first = fnn.trials[0]
+    assert {k: v for k, v in first.params.items() if k.startswith("rbm__")} == rbm
+    assert first.user_attrs["rbm_cached"] and len(fits) == 1
+
+    # A new process finds it on disk, with the same weights.
+    estimator = make_model("rbm-lr", random_state=TINY.train_seed, rbm__n_iter=TINY.rbm_n_iter, **rbm)
+    loaded, cached = rbm_cache.fit_rbm(estimator.named_steps["rbm"], splits.X)
+    assert cached and len(fits) == 1
+    trained = make_model("rbm-lr", random_state=TINY.train_seed, rbm__n_iter=TINY.rbm_n_iter,
+                         **rbm).named_steps["rbm"].fit(splits.X)
+    np.testing.assert_array_equal(loaded.transform(splits.X_val), trained.transform(splits.X_val))
+
+
+def test_tuning_never_reads_the_test_split_and_evaluation_writes_the_summary(monkeypatch):
+    load_split = data.load_split
+
+    def no_test(split="train", **kwargs):
+        assert split != "test", "the test split was read during tuning"
+        return load_split(split, **kwargs)
+
+    monkeypatch.setattr(data, "load_split", no_test)
+    try:
+        for model in ("lr", "fnn"):
+            tune(model, TINY, show_progress_bar=False)  # loads its own data through load_split
+    except data.DataError as exc:
+        pytest.skip(f"Fashion-MNIST is not available here: {exc}")
+    monkeypatch.setattr(data, "load_split", load_split)
+
+    evaluate(["lr", "fnn"], TINY, seeds=[0])
+    rows = evaluate(["lr", "fnn"], TINY)  # resumes: only seeds 1 and 2 are new
+    assert sorted(zip(rows["model"], rows["seed"])) == [(m, s) for m in ("fnn", "lr") for s in (0, 1, 2)]
+    assert rows["test_accuracy"].between(0, 1).all() and rows["test_macro_f1"].between(0, 1).all()
+
+    summary = summarize(TINY)
+    assert pd.read_csv(paths.summary_csv("tiny")).columns.tolist() == SUMMARY_COLUMNS
+    assert set(REQUIRED_SUMMARY) <= set(summary.columns)
+    assert summary["model"].tolist() == ["lr", "fnn"] and (summary["n_seeds"] == 3).all()
+    fnn = summary.set_index("model").loc["fnn"]
+    best = load_study("fnn", TINY).best_trial
+    assert json.loads(fnn["best_params"]) == best.params
+    refit = json.loads(fnn["refit_params"])
+    assert refit["n_iter"] == best.user_attrs["best_epoch"] and refit["early_stopping"] is False
+    assert fnn["tune_seconds"] > 0 and fnn["evaluate_seconds"] > 0
+    assert summary.set_index("model").loc["lr", "test_accuracy_std"] == 0  # lbfgs has no randomness
+
+
+def test_command_line_tunes_evaluates_and_summarises_the_smoke_preset(capsys):
+    try:
+        assert main(["tune", "--model", "lr", "--preset", "smoke", "--n-trials", "1"]) == 0
+    except data.DataError as exc:
+        pytest.skip(f"Fashion-MNIST is not available here: {exc}")
+    assert main(["evaluate", "--model", "lr", "--preset", "smoke"]) == 0
+    assert main(["summary", "--preset", "smoke"]) == 0
+    out = capsys.readouterr().out
+    assert "smoke/lr: 1 finished trials" in out and "summary.csv" in out
+    summary = pd.read_csv(paths.summary_csv("smoke"))
+    assert summary["model"].tolist() == ["lr"] and summary.loc[0, "n_seeds"] == 3
+    assert not paths.summary_csv("paper").exists()
