@@ -349,7 +349,14 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         return out.cpu().numpy()
 
     def log_partition(self, method="exact", **kwargs):
-        """log Z, the normaliser of exp(-E(v, h)); see :func:`rbmlib.partition.log_partition`."""
+        """log Z, the normaliser of exp(-E(v, h)).
+
+        ``method="exact"`` enumerates the smaller layer (at most 20 units) and
+        returns a float; ``method="ais"`` estimates it by annealed importance
+        sampling and returns an :class:`rbmlib.ais.AISResult` with its standard
+        error and bounds (options: ``n_runs``, ``betas`` or ``n_betas``, ``data``
+        or ``base_rate``, ``random_state``). See :func:`rbmlib.partition.log_partition`.
+        """
         check_is_fitted(self)
         return partition.log_partition(self, method=method, **kwargs)
 
