@@ -125,8 +125,11 @@ def test_result_object():
     assert result.log_z_high == pytest.approx(result.log_z + np.log1p(3 * result.log_z_std))
     assert (result.n_runs, result.n_betas) == (50, 300)
     assert result.log_weights.shape == (50,) and result.seconds > 0
-    assert 1 <= result.effective_sample_size <= 50
     lw = result.log_weights
+    # Kish's effective sample size of the importance weights, at most n_runs.
+    w = np.exp(lw - lw.max())
+    assert result.effective_sample_size == pytest.approx(w.sum() ** 2 / (w**2).sum(), rel=1e-9)
+    assert result.effective_sample_size <= 50
     assert result.log_z == pytest.approx(result.log_z_base + np.log(np.mean(np.exp(lw))), rel=1e-12)
     with pytest.raises(dataclasses.FrozenInstanceError):
         result.log_z = 0.0

@@ -15,6 +15,7 @@ import bibtexparser
 import pytest
 import yaml
 
+from quarto_cells import quarto_label
 from rbmlib import paths
 
 ROOT = Path(paths.ROOT)
@@ -45,21 +46,10 @@ def _embeds():
     return [(m["path"], m["label"]) for m in EMBED.finditer(_strip_comments(ARTICLE.read_text()))]
 
 
-def _cell_label(cell):
-    """The Quarto label of a code cell: only the leading ``#|`` lines count, as in Quarto."""
-    for line in "".join(cell.get("source", "")).splitlines():
-        if not line.startswith("#|"):
-            return None
-        match = re.match(r"#\|\s*label:\s*(\S+)", line)
-        if match:
-            return match.group(1)
-    return None
-
-
 def _find_cell(notebook_path, label):
     cells = json.loads(Path(notebook_path).read_text())["cells"]
     for cell in cells:
-        if cell.get("id") == label or _cell_label(cell) == label:
+        if cell.get("id") == label or quarto_label(cell) == label:
             return cell
     return None
 
@@ -102,7 +92,7 @@ def test_embedded_cell_exists_and_has_outputs(path, label):
     assert source.exists(), f"{path}: no source notebook {source.name}"
     cell = _find_cell(source, label)
     assert cell is not None, f"{source.name} has no cell labelled {label!r}"
-    assert _cell_label(cell) == label, f"cell {label!r} needs a '#| label: {label}' line"
+    assert quarto_label(cell) == label, f"cell {label!r} needs a '#| label: {label}' line"
     if not executed.exists():
         pytest.skip(f"{path} not executed yet (python -m rbmlib.report)")
     cell = _find_cell(executed, label)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from quarto_cells import quarto_label
 from rbmlib import data, paths, report
 
 NOTEBOOKS = report.source_notebooks()
@@ -32,17 +33,6 @@ def _source(cell):
 def _python(cell):
     """A code cell's source without IPython magics, ready for ``ast.parse``."""
     return "\n".join(line for line in _source(cell).splitlines() if not line.lstrip().startswith(("%", "!")))
-
-
-def _label(cell):
-    """The Quarto label of a code cell: only the leading ``#|`` lines count, as in Quarto."""
-    for line in _source(cell).splitlines():
-        if not line.startswith("#|"):
-            return None
-        match = re.match(r"#\|\s*label:\s*(\S+)", line)
-        if match:
-            return match.group(1)
-    return None
 
 
 def _parameter_names(notebook):
@@ -93,14 +83,14 @@ def test_notebooks_stay_thin(notebook):
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=IDS)
 def test_figures_and_tables_are_labelled_captioned_cells(notebook):
-    labels = [_label(c) for c in _cells(notebook) if c["cell_type"] == "code" and _label(c)]
+    labels = [quarto_label(c) for c in _cells(notebook) if c["cell_type"] == "code" and quarto_label(c)]
     assert len(labels) == len(set(labels)), f"{notebook.name}: duplicate labels"
     for cell in _cells(notebook):
         lines = _source(cell).splitlines()
         opening = next((i for i, line in enumerate(lines) if not line.startswith("#|")), len(lines))
         assert not [line for line in lines[opening:] if line.startswith("#|")], (
             f"{notebook.name}: Quarto's '#|' options must open the cell (cell {cell.get('id')})")
-        label = _label(cell)
+        label = quarto_label(cell)
         if label is None:
             continue
         assert cell.get("id") == label, f"{notebook.name}: give cell {label!r} the same id as its label"
@@ -156,7 +146,7 @@ def test_executes_at_smoke_defaults(notebook, tmp_path, monkeypatch, fashion_mni
     errors = [c.get("id") for c in cells for o in c.get("outputs", []) if o["output_type"] == "error"]
     assert not errors, f"cells with errors: {errors}"
     for cell in cells:
-        label = _label(cell)
+        label = quarto_label(cell)
         if label is None:
             continue
         kinds = [key for o in cell["outputs"] for key in o.get("data", {})]
