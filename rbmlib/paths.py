@@ -73,3 +73,12 @@ def summary_csv(preset: str) -> Path:
 def evaluation_csv(preset: str) -> Path:
     """One row per (model, seed) of the final evaluation, appended as each finishes."""
     return preset_dir(preset) / "evaluation.csv"
+
+
+def predictions_file(preset: str, model: str, trial_number: int, seed: int) -> Path:
+    """Test-set predictions of one final refit (int8 labels, in test-split order).
+
+    Named after the best trial too, so a study that found a new best never
+    shows the old refit's predictions.
+    """
+    return preset_dir(preset) / "predictions" / f"{model}-trial{trial_number}-seed{seed}.npy"

@@ -17,7 +17,7 @@ from rbmlib.cli import main
 from rbmlib.models import MODEL_NAMES, make_model
 from rbmlib.nets import TorchClassifier
 from rbmlib.rbm import BernoulliRBM
-from rbmlib.tuning.evaluate import SUMMARY_COLUMNS, evaluate, summarize
+from rbmlib.tuning.evaluate import SUMMARY_COLUMNS, evaluate, read_predictions, summarize
 from rbmlib.tuning import rbm_cache
 from rbmlib.tuning.objective import Splits
 from rbmlib.tuning.spaces import SPACES
@@ -193,6 +193,17 @@ def test_tuning_never_reads_the_test_split_and_evaluation_writes_the_summary(mon
     rows = evaluate(["lr", "fnn"], TINY)  # resumes: only seeds 1 and 2 are new
     assert sorted(zip(rows["model"], rows["seed"])) == [(m, s) for m in ("fnn", "lr") for s in (0, 1, 2)]
     assert rows["test_accuracy"].between(0, 1).all() and rows["test_macro_f1"].between(0, 1).all()
+
+    # Each refit's test predictions are kept, and give back its row's accuracy.
+    _, y_test = data.load_split("test", subset=TINY.test_subset)
+    for row in rows.itertuples():
+        pred = read_predictions(TINY, row.model, row.trial_number, [row.seed])[row.seed]
+        assert pred.shape == y_test.shape and np.isclose((pred == y_test).mean(), row.test_accuracy)
+    # A lost predictions file is made again on the next run, without a second row.
+    lost = paths.predictions_file(TINY.name, "lr", int(rows.query("model == 'lr'")["trial_number"].iloc[0]), 0)
+    lost.unlink()
+    again = evaluate(["lr"], TINY)
+    assert lost.exists() and len(again) == len(rows)
 
     summary = summarize(TINY)
     assert pd.read_csv(paths.summary_csv("tiny")).columns.tolist() == SUMMARY_COLUMNS

@@ -6,10 +6,12 @@ split) are refit on all 60,000 training images and scored on the 10,000 test
 images. Networks train for the best trial's best epoch (early stopping on the
 validation split found it), so no test data decides anything.
 
-Rows are appended to ``evaluation.csv`` as each fit finishes; a rerun skips the
-(model, seed) pairs already there for the same best trial, so a killed
-evaluation resumes, and a study that found a new best after more tuning is
-evaluated again. :func:`summarize` then writes ``summary.csv``.
+Rows are appended to ``evaluation.csv`` as each fit finishes, and the test
+predictions saved beside them (``paths.predictions_file``: the results notebook
+draws confusion matrices and per-class scores from them without refitting). A
+rerun skips the (model, seed) pairs that have both for the same best trial, so a
+killed evaluation resumes, and a study that found a new best after more tuning
+is evaluated again. :func:`summarize` then writes ``summary.csv``.
 """
 
 from __future__ import annotations
@@ -68,11 +70,31 @@ def fit_final(model: str, params: dict, seed: int, X, y, *, cache_dir=None):
 
 
 def read_evaluation(preset) -> pd.DataFrame:
-    """The preset's per-seed rows so far (empty frame with the columns if none)."""
+    """The preset's per-seed rows so far (empty frame with the columns if none).
+
+    A (model, seed, trial) pair fitted again (its predictions had gone missing)
+    keeps its latest row.
+    """
     path = paths.evaluation_csv(get_preset(preset).name)
     if not path.exists():
         return pd.DataFrame(columns=EVALUATION_COLUMNS)
-    return pd.read_csv(path)
+    rows = pd.read_csv(path)
+    return rows.drop_duplicates(["model", "seed", "trial_number"], keep="last").reset_index(drop=True)
+
+
+def read_predictions(preset, model: str, trial_number: int, seeds) -> dict[int, np.ndarray]:
+    """``{seed: test predictions}`` of a model's refits (the seeds that have them)."""
+    name = get_preset(preset).name
+    files = {s: paths.predictions_file(name, model, trial_number, s) for s in seeds}
+    return {s: np.load(f) for s, f in files.items() if f.exists()}
+
+
+def _save_predictions(path, y_pred) -> None:
+    """Write atomically: the evaluation row that follows must never point at half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.part.npy")
+    np.save(tmp, np.asarray(y_pred, dtype=np.int8))
+    os.replace(tmp, path)
 
 
 def _append_row(path, row: dict) -> None:
@@ -125,7 +147,8 @@ def evaluate(models=None, preset="paper", *, storage: str | None = None, seeds=N
     done = read_evaluation(preset)
     done_keys = set(zip(done["model"], done["seed"], done["trial_number"]))
     todo = [(m, s) for m in models for s in (preset.eval_seeds[m] if seeds is None else seeds)
-            if (m, s, best[m].number) not in done_keys]
+            if (m, s, best[m].number) not in done_keys
+            or not paths.predictions_file(preset.name, m, best[m].number, s).exists()]
     if todo:
         X, y = data.load_split("trainval", subset=preset.trainval_subset)
         X_test, y_test = data.load_split("test", subset=preset.test_subset)
@@ -134,7 +157,9 @@ def evaluate(models=None, preset="paper", *, storage: str | None = None, seeds=N
             start = time.perf_counter()
             params = refit_params(model, preset, best[model])
             estimator = fit_final(model, params, seed, X, y, cache_dir=cache_dir)
-            scores = metrics.evaluate(y_test, estimator.predict(X_test))
+            y_pred = estimator.predict(X_test)
+            scores = metrics.evaluate(y_test, y_pred)
+            _save_predictions(paths.predictions_file(preset.name, model, best[model].number, seed), y_pred)
             row = {"model": model, "seed": seed, "trial_number": best[model].number,
                    "test_accuracy": scores["accuracy"], "test_macro_f1": scores["macro_f1"],
                    "seconds": round(time.perf_counter() - start, 2)}
