@@ -40,8 +40,23 @@ def _parameter_names(notebook):
     return {node.targets[0].id for node in ast.parse(_python(cell)).body}
 
 
+def _subcaptions(cell):
+    """The items of a cell's `#| fig-subcap:` list (empty when it has none)."""
+    lines = _source(cell).splitlines()
+    start = next((i for i, line in enumerate(lines) if re.match(r"#\|\s*fig-subcap:\s*$", line)), None)
+    if start is None:
+        return []
+    items = []
+    for line in lines[start + 1:]:
+        match = re.match(r"#\|\s+-\s+(.*)", line)
+        if not match:
+            break
+        items.append(match.group(1))
+    return items
+
+
 def test_the_report_has_its_notebooks():
-    assert {"01_exploration", "02_rbm_anatomy"} <= set(IDS)
+    assert {"01_exploration", "02_rbm_anatomy", "04_tuning", "05_results"} <= set(IDS)
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=IDS)
@@ -151,7 +166,9 @@ def test_executes_at_smoke_defaults(notebook, tmp_path, monkeypatch, fashion_mni
             continue
         kinds = [key for o in cell["outputs"] for key in o.get("data", {})]
         if label.startswith("fig-"):
-            assert kinds.count("image/png") == 1, f"{label} must draw exactly one figure"
+            # One figure, or one per subcaption (Quarto's subfigures: `fig-subcap` lists).
+            expected = max(len(_subcaptions(cell)), 1)
+            assert kinds.count("image/png") == expected, f"{label} must draw {expected} figure(s)"
         else:
             assert "text/markdown" in kinds, f"{label} must emit Markdown (a table or a sentence)"
     assert seconds < 150, f"{notebook.name} took {seconds:.0f} s at smoke scale; keep CI fast"

@@ -1,0 +1,244 @@
+"""The results section: tables, figures and sentences from ``summary.csv`` and the stored predictions.
+
+Everything here reads what ``rbmlib.tuning.evaluate`` wrote (per-seed rows,
+test predictions, the summary); nothing refits or re-tunes. The best model is
+the one with the best *validation* accuracy, so the test set still decides
+nothing.
+
+>>> summary = tuning.summarize("paper")
+>>> results_table(summary)               # ours beside the original study's numbers
+>>> rbm_effect(summary)                  # what the RBM's features change, per classifier
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from rbmlib import data, metrics
+from rbmlib.data import CLASS_NAMES
+from rbmlib.models import MODEL_NAMES
+from rbmlib.tuning.evaluate import read_evaluation, read_predictions
+from rbmlib.tuning.presets import get_preset
+
+#: How the paper names the five models.
+MODEL_LABELS = {
+    "lr": "Logistic regression (pixels)",
+    "fnn": "Feed-forward network (pixels)",
+    "cnn": "CNN (pixels)",
+    "rbm-lr": "Logistic regression on RBM features",
+    "rbm-fnn": "Feed-forward network on RBM features",
+}
+
+#: The original study's reported test scores (its results table: accuracy in
+#: percent, macro F1), chosen on the test set after 5-epoch training. They are
+#: the published values we compare against, not outputs of this project.
+ORIGINAL_STUDY = pd.DataFrame(
+    {"accuracy": [84.71, 88.06, 91.29, 87.14, 86.95], "macro_f1": [0.846, 0.879, 0.913, 0.871, 0.869]},
+    index=pd.Index(MODEL_NAMES, name="model"),
+)
+
+#: Classifiers on pixels and on RBM features: (pixels, RBM features).
+RBM_PAIRS = {"Logistic regression": ("lr", "rbm-lr"), "Feed-forward network": ("fnn", "rbm-fnn")}
+
+
+def _mean_std(mean, std, scale=1.0, digits=2) -> str:
+    if pd.isna(mean):
+        return "not evaluated"
+    if pd.isna(std):
+        return f"{mean * scale:.{digits}f}"
+    return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
+
+
+def results_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Test accuracy (%) and macro F1 of each model (mean ± sample std over seeds) beside the original's.
+
+    Parameters
+    ----------
+    summary : DataFrame
+        ``summary.csv`` (``rbmlib.tuning.evaluate.SUMMARY_COLUMNS``).
+
+    Returns
+    -------
+    DataFrame
+        One row per model in ``MODEL_NAMES`` order that the summary holds.
+    """
+    s = summary.set_index("model")
+    rows = []
+    for model in [m for m in MODEL_NAMES if m in s.index]:
+        r, o = s.loc[model], ORIGINAL_STUDY.loc[model]
+        rows.append({
+            "Model": MODEL_LABELS[model],
+            "Trials": int(r["n_trials"]),
+            "Validation accuracy (%)": f"{r['best_val_accuracy'] * 100:.2f}",
+            "Test accuracy (%)": _mean_std(r["test_accuracy_mean"], r["test_accuracy_std"], 100),
+            "Test macro F1": _mean_std(r["test_macro_f1_mean"], r["test_macro_f1_std"], 1, 3),
+            "Seeds": int(r["n_seeds"]),
+            "Original accuracy (%)": f"{o['accuracy']:.2f}",
+            "Original macro F1": f"{o['macro_f1']:.3f}",
+            "Difference (points)": (f"{r['test_accuracy_mean'] * 100 - o['accuracy']:+.2f}"
+                                    if pd.notna(r["test_accuracy_mean"]) else ""),
+        })
+    return pd.DataFrame(rows)
+
+
+def best_model(summary: pd.DataFrame) -> str:
+    """The model with the best validation accuracy (ties: the earlier in ``MODEL_NAMES``)."""
+    s = summary.dropna(subset=["best_val_accuracy"]).set_index("model")
+    order = [m for m in MODEL_NAMES if m in s.index]
+    return max(order, key=lambda m: (s.loc[m, "best_val_accuracy"], -order.index(m)))
+
+
+def seed_scores(preset, summary: pd.DataFrame) -> pd.DataFrame:
+    """Per-seed test rows of each model's current best trial (the ones the summary averages)."""
+    preset = get_preset(preset)
+    ev = read_evaluation(preset)
+    best = summary.set_index("model")["best_trial"]
+    keep = [(r.model in best.index and r.trial_number == best[r.model] and r.seed in preset.eval_seeds[r.model])
+            for r in ev.itertuples()]
+    return ev[keep].reset_index(drop=True)
+
+
+def _predictions(preset, summary, model) -> dict[int, np.ndarray]:
+    row = summary.set_index("model").loc[model]
+    return read_predictions(preset, model, int(row["best_trial"]), get_preset(preset).eval_seeds[model])
+
+
+def _test_labels(preset) -> np.ndarray:
+    return data.load_split("test", subset=get_preset(preset).test_subset)[1]
+
+
+def per_class_f1(preset, summary: pd.DataFrame) -> pd.DataFrame:
+    """F1 of every class (rows) for every evaluated model (columns), mean over seeds."""
+    y_test = _test_labels(preset)
+    columns = {}
+    for model in [m for m in MODEL_NAMES if m in set(summary["model"])]:
+        preds = _predictions(preset, summary, model)
+        if preds:
+            columns[model] = np.mean([metrics.per_class_f1(y_test, p, labels=range(len(CLASS_NAMES)))
+                                      for p in preds.values()], axis=0)
+    return pd.DataFrame(columns, index=pd.Index(CLASS_NAMES, name="class"))
+
+
+def confusion_figure(preset, summary: pd.DataFrame, model: str) -> Figure:
+    """Confusion matrix of ``model`` on the test set, summed over its seeds, rows normalised to 1."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    y_test = _test_labels(preset)
+    preds = _predictions(preset, summary, model)
+    if not preds:
+        raise ValueError(f"No stored test predictions for {model!r}: run `rbmlib evaluate` first.")
+    y_true = np.concatenate([y_test] * len(preds))
+    y_pred = np.concatenate(list(preds.values()))
+    display = ConfusionMatrixDisplay.from_predictions(
+        y_true, y_pred, labels=range(len(CLASS_NAMES)), display_labels=CLASS_NAMES,
+        normalize="true", values_format=".2f", cmap="Blues", colorbar=False, xticks_rotation=45)
+    display.ax_.set_title(f"{MODEL_LABELS[model]}, {len(preds)} seeds")
+    display.figure_.set_size_inches(7.5, 6.5)
+    display.figure_.tight_layout()
+    return display.figure_
+
+
+def per_class_f1_figure(f1: pd.DataFrame) -> Figure:
+    """Grouped bars: per-class F1 of each model."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4))
+    width = 0.8 / max(len(f1.columns), 1)
+    x = np.arange(len(f1.index))
+    for i, model in enumerate(f1.columns):
+        ax.bar(x + (i - (len(f1.columns) - 1) / 2) * width, f1[model], width, label=MODEL_LABELS[model])
+    ax.set_xticks(x, f1.index, rotation=30, ha="right")
+    ax.set_ylabel("F1 on the test set")
+    ax.set_ylim(max(0.0, float(np.nanmin(f1.values)) - 0.05), 1.0)
+    ax.legend(fontsize="small", ncol=2, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def seeds_figure(scores: pd.DataFrame) -> Figure:
+    """Test accuracy of every refit seed, per model: the spread the table's ± summarises."""
+    import matplotlib.pyplot as plt
+
+    models = [m for m in MODEL_NAMES if m in set(scores["model"])]
+    fig, ax = plt.subplots(figsize=(7, 3))
+    for i, model in enumerate(models):
+        acc = scores.loc[scores["model"] == model, "test_accuracy"].to_numpy() * 100
+        ax.scatter(acc, np.full(len(acc), i), alpha=0.7)
+        ax.scatter([acc.mean()], [i], marker="|", s=400, color="black")
+    ax.set_yticks(range(len(models)), [MODEL_LABELS[m] for m in models])
+    ax.invert_yaxis()
+    ax.set_xlabel("test accuracy (%) of each seed; bar: mean")
+    fig.tight_layout()
+    return fig
+
+
+def rbm_effect(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per classifier: test accuracy on pixels, on RBM features, and the difference.
+
+    The difference's uncertainty is the standard error of a difference of two
+    means over independent seeds: ``sqrt(s1²/n1 + s2²/n2)``.
+    """
+    s = summary.set_index("model")
+    rows = []
+    for name, (pixels, rbm) in RBM_PAIRS.items():
+        if pixels not in s.index or rbm not in s.index:
+            continue
+        a, b = s.loc[pixels], s.loc[rbm]
+        diff = b["test_accuracy_mean"] - a["test_accuracy_mean"]
+        se = np.sqrt(np.nansum([a["test_accuracy_std"] ** 2 / a["n_seeds"], b["test_accuracy_std"] ** 2 / b["n_seeds"]]))
+        rows.append({"Classifier": name,
+                     "Pixels (%)": a["test_accuracy_mean"] * 100, "RBM features (%)": b["test_accuracy_mean"] * 100,
+                     "Difference (points)": diff * 100, "Standard error (points)": se * 100,
+                     "Pixels macro F1": a["test_macro_f1_mean"], "RBM macro F1": b["test_macro_f1_mean"]})
+    return pd.DataFrame(rows)
+
+
+def rbm_effect_sentence(effect: pd.DataFrame) -> str:
+    """One sentence per classifier: does the RBM help it, by how much, beyond the seed spread?"""
+    parts = []
+    for r in effect.itertuples(index=False):
+        diff, se = r[3], r[4]
+        verdict = ("help" if diff > 2 * se else "hurt" if diff < -2 * se else "make no clear difference to")
+        parts.append(f"RBM features {verdict} {r[0].lower()} ({r[1]:.2f}% on pixels, "
+                     f"{r[2]:.2f}% on RBM features, a difference of {diff:+.2f} points, "
+                     f"standard error {se:.2f})")
+    if not parts:
+        return "No classifier has been evaluated on both pixels and RBM features yet."
+    return "On the test set, " + "; ".join(parts) + "."
+
+
+def headline_sentence(summary: pd.DataFrame) -> str:
+    """The answer in one sentence: the best model (by validation) and its test score."""
+    best = best_model(summary)
+    r = summary.set_index("model").loc[best]
+    params = json.loads(r["best_params"])
+    return (f"Chosen on validation accuracy, the best of the five models is the "
+            f"{MODEL_LABELS[best].lower().replace('cnn', 'CNN')}, with {r['test_accuracy_mean'] * 100:.2f}% "
+            f"test accuracy (mean of {int(r['n_seeds'])} seeds; the original study reported "
+            f"{ORIGINAL_STUDY.loc[best, 'accuracy']:.2f}%); its tuned parameters are "
+            + ", ".join(f"{k} = {_fmt(v)}" for k, v in params.items()) + ".")
+
+
+def _fmt(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def per_class_sentence(f1: pd.DataFrame) -> str:
+    """Which classes every model finds hardest and easiest, from the per-class F1 table."""
+    if f1.empty:
+        return "No test predictions are stored yet."
+    mean = f1.mean(axis=1).sort_values()
+    hard, easy = mean.index[:3], mean.index[-3:][::-1]
+    lo, hi = f1.loc[hard[0]].min(), f1.loc[hard[0]].max()
+    return (f"Averaged over the models, the hardest classes are {_names(hard)} "
+            f"(F1 of {hard[0]} between {lo:.2f} and {hi:.2f} across models) and the easiest "
+            f"{_names(easy)} (mean F1 {mean[easy[-1]]:.2f} or more).")
+
+
+def _names(items) -> str:
+    items = [str(i).lower() for i in items]
+    return ", ".join(items[:-1]) + f" and {items[-1]}" if len(items) > 1 else items[0]

@@ -1,0 +1,134 @@
+"""Figures and tables of a study, drawn with Optuna's matplotlib plots.
+
+The tuning notebook calls these once per model; each returns one matplotlib
+figure titled with the model, so a labelled cell can show one figure per model.
+"""
+
+from __future__ import annotations
+
+import warnings
+from contextlib import contextmanager
+
+import optuna
+import pandas as pd
+from matplotlib.figure import Figure
+from optuna.trial import TrialState
+
+from rbmlib.tuning import spaces
+from rbmlib.tuning.presets import get_preset
+
+_PLOTS = optuna.visualization.matplotlib
+
+
+def _figure(ax, title: str, width: float | None = None) -> Figure:
+    """The figure of Optuna's axes, its generic plot title replaced by ``title``."""
+    ax = ax.flat[0] if hasattr(ax, "flat") else ax  # plot_slice returns an array of axes
+    fig = ax.figure
+    for each in fig.axes:
+        if each.get_title().endswith("Plot"):  # "Slice Plot", "Optimization History Plot", ...
+            each.set_title("")
+    fig.suptitle(title)
+    if width is not None:
+        fig.set_size_inches(width, fig.get_size_inches()[1])
+    with warnings.catch_warnings():  # colour bars and long tick labels: best effort is fine
+        warnings.simplefilter("ignore", UserWarning)
+        fig.tight_layout()
+    return fig
+
+
+@contextmanager
+def _quiet():
+    """Optuna marks its matplotlib plots experimental and warns on every call."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
+
+
+def _complete(study) -> list:
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+
+
+def history(study: optuna.Study, title: str) -> Figure:
+    """Validation accuracy of each complete trial and the best so far."""
+    with _quiet():
+        return _figure(_PLOTS.plot_optimization_history(study, target_name="validation accuracy"), title)
+
+
+def slices(study: optuna.Study, title: str) -> Figure:
+    """Validation accuracy against each hyperparameter (one panel per parameter)."""
+    n = len({k for t in _complete(study) for k in t.params})
+    with _quiet():
+        return _figure(_PLOTS.plot_slice(study, target_name="validation accuracy"), title, width=min(max(3.2 * n, 5.5), 14))
+
+
+def importances(study: optuna.Study, title: str, *, seed: int = 0) -> Figure:
+    """fANOVA importances of the hyperparameters for validation accuracy (seeded).
+
+    With fewer than two complete trials there is nothing to compare: the figure
+    says so instead of failing, so the notebook's cell always has one figure.
+    """
+    import matplotlib.pyplot as plt
+
+    complete = _complete(study)
+    if len(complete) < 2 or len({k for t in complete for k in t.params}) < 2:
+        fig, ax = plt.subplots(figsize=(6, 1.5))
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"{len(complete)} complete trial(s): too few to rank the parameters",
+                ha="center", va="center")
+        return _figure(ax, title)
+    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=seed)
+    with _quiet():
+        return _figure(_PLOTS.plot_param_importances(study, evaluator=evaluator,
+                                                     target_name="validation accuracy"), title)
+
+
+def trials_table(studies: dict[str, optuna.Study]) -> pd.DataFrame:
+    """Per model: trials finished, complete, pruned and failed, and compute time."""
+    rows = []
+    for model, study in studies.items():
+        trials = study.get_trials(deepcopy=False)
+        count = {s: sum(t.state == s for t in trials) for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
+        seconds = sum(t.duration.total_seconds() for t in trials if t.duration is not None)
+        best = study.best_trial if count[TrialState.COMPLETE] else None
+        rows.append({"model": model, "complete": count[TrialState.COMPLETE], "pruned": count[TrialState.PRUNED],
+                     "failed": count[TrialState.FAIL], "best trial": best.number if best else None,
+                     "best validation accuracy": best.value if best else None,
+                     "compute (min)": seconds / 60})
+    return pd.DataFrame(rows)
+
+
+def search_space_table(preset) -> pd.DataFrame:
+    """Per model: its trial budget, each tuned parameter's range and the preset's fixed settings.
+
+    Read from the search-space functions themselves (a fixed-trial dry run), so
+    the table cannot drift from what the studies searched.
+    """
+    preset = get_preset(preset)
+    rows = []
+    for model, space in spaces.SPACES.items():
+        recorder = _RangeRecorder()
+        space(recorder, preset)
+        fixed = ", ".join(f"{k} = {v}" for k, v in preset.fixed_params(model).items() if v is not None)
+        rows.append({"model": model, "trials": preset.n_trials[model],
+                     "searched": "; ".join(f"{k}: {v}" for k, v in recorder.ranges.items()),
+                     "fixed": fixed or "none"})
+    return pd.DataFrame(rows)
+
+
+class _RangeRecorder:
+    """Stands in for an Optuna trial and records what the space asks for."""
+
+    def __init__(self):
+        self.ranges: dict[str, str] = {}
+
+    def suggest_float(self, name, low, high, *, step=None, log=False):
+        self.ranges[name] = f"{low:g} to {high:g}" + (" (log)" if log else "") + (f", step {step:g}" if step else "")
+        return low
+
+    def suggest_int(self, name, low, high, *, step=1, log=False):
+        self.ranges[name] = f"{low} to {high}" + (" (log)" if log else "") + (f", step {step}" if step != 1 else "")
+        return low
+
+    def suggest_categorical(self, name, choices):
+        self.ranges[name] = "one of " + ", ".join(map(str, choices))
+        return choices[0]
