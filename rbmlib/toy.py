@@ -152,3 +152,17 @@ def _unit_columns(states, names) -> pd.DataFrame:
     table = pd.DataFrame(states.astype(int), columns=names)
     table["state"] = ["".join(n for n, s in zip(names, row) if s) or "none" for row in states]
     return table
+
+
+def describe(before, after, data=None) -> str:
+    """A sentence on what training did: the mass on the observed patterns, and log Z, before and after."""
+    data = toy_data() if data is None else data
+    v_before, v_after = visible_table(before, data), visible_table(after, data)
+    seen = v_after["data_frequency"] > 0
+    names = " and ".join(f"{s} (P = {p:.2f}; data {f:.2f})"
+                         for s, p, f in zip(v_after["state"][seen], v_after["probability"][seen],
+                                            v_after["data_frequency"][seen]))
+    log_z = [float(logsumexp(-_all_energies(r)[2])) for r in (before, after)]
+    return (f"Before training, the observed patterns hold {v_before['probability'][seen].sum():.2f} of "
+            f"the probability (log Z = {log_z[0]:.2f}); after training they hold "
+            f"{v_after['probability'][seen].sum():.2f} (log Z = {log_z[1]:.2f}): {names}.")

@@ -1,0 +1,91 @@
+"""rbmlib.likelihood and the toy example's summary: AIS beside the exact value and the
+monitors, on RBMs small enough to check by enumeration."""
+
+import numpy as np
+import pytest
+
+from rbmlib import anatomy, likelihood, toy
+from rbmlib.rbm import BernoulliRBM
+
+
+@pytest.fixture(scope="module")
+def binary_images():
+    """Synthetic 'images': 3 prototypes of 36 pixels with 10% of the pixels flipped."""
+    rng = np.random.default_rng(0)
+    protos = rng.random((3, 36)) < 0.4
+    rows = protos[rng.integers(0, 3, 400)] ^ (rng.random((400, 36)) < 0.1)
+    return rows[:300].astype(float), rows[300:].astype(float)
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("rbm-cache")
+
+
+def _train(X, cache_dir):
+    return likelihood.train_rbms(X, sizes=(4, 8), variants=anatomy.cd_variants(3), n_iter=15,
+                                 batch_size=20, cache_dir=cache_dir)
+
+
+@pytest.fixture(scope="module")
+def trained(binary_images, cache_dir):
+    return _train(binary_images[0], cache_dir)
+
+
+def test_base_rate_log_likelihood_is_the_independent_pixel_model():
+    X_train = np.array([[1, 0], [1, 1], [0, 0], [1, 0]], dtype=float)  # pixel means 0.75, 0.25
+    X = np.array([[1, 0], [0, 1]], dtype=float)
+    expected = np.mean([np.log(0.75) + np.log(0.75), np.log(0.25) + np.log(0.25)])
+    assert likelihood.base_rate_log_likelihood(X_train, X) == pytest.approx(expected)
+
+
+def test_one_rbm_per_sampler_and_size_and_the_cache_spares_retraining(binary_images, trained, cache_dir,
+                                                                    monkeypatch):
+    assert set(trained) == {(v, s) for v in ("CD-1", "CD-3", "PCD-1") for s in (4, 8)}
+    assert {r.n_components for r in trained.values()} == {4, 8}
+    assert trained[("CD-3", 4)].k == 3 and trained[("PCD-1", 8)].persistent
+    fits = []
+    monkeypatch.setattr(BernoulliRBM, "fit", lambda self, X, y=None: fits.append(self) or self)
+    again = _train(binary_images[0], cache_dir)
+    assert not fits, "a second run must load the trained RBMs from the cache"
+    assert np.array_equal(again[("PCD-1", 8)].components_, trained[("PCD-1", 8)].components_)
+
+
+def test_table_matches_exact_likelihood_and_ranks_better_than_the_base_rate(binary_images, trained):
+    X, X_test = binary_images
+    table = likelihood.likelihood_table(trained, X, X_test, n_runs=50, n_betas=2000, random_state=0)
+    models = table.drop(index="base rate", level="variant")
+    # Every model here is small enough to enumerate: AIS must agree with the exact value.
+    assert np.allclose(models["test_log_likelihood"], models["test_log_likelihood_exact"], atol=0.1)
+    assert (models["log_z_std"] < 0.1).all() and (models["effective_sample_size"] > 10).all()
+    base = table.loc[("base rate", 0), "test_log_likelihood"]
+    assert (models["test_log_likelihood"] > base).all(), "trained RBMs must beat independent pixels"
+    assert models["reconstruction_error"].between(0, 1).all() and (models["pseudo_likelihood"] < 0).all()
+    shown = likelihood.display_table(table)
+    assert shown.loc[("base rate", 0), "test log-likelihood (AIS)"] == f"{base:.1f}"
+    sentence = likelihood.likelihood_sentence(table)
+    best = models["test_log_likelihood"].idxmax()
+    assert f"best model is {best[0]} with {best[1]} hidden units" in sentence
+    assert "differ by at most" in sentence
+    setup = likelihood.describe_setup(table, len(X), len(X_test), n_iter=15, learning_rate=0.05, batch_size=20)
+    assert "6 RBMs" in setup and "50 runs" in setup and "2,000 inverse temperatures" in setup
+
+
+def test_the_same_seed_gives_the_same_table_and_samples(binary_images, trained):
+    X, X_test = binary_images
+    one = {k: trained[k] for k in [("CD-1", 4)]}
+    a = likelihood.likelihood_table(one, X, X_test, n_runs=10, n_betas=200, random_state=3)
+    b = likelihood.likelihood_table(one, X, X_test, n_runs=10, n_betas=200, random_state=3)
+    cols = ["test_log_likelihood", "log_z_std", "reconstruction_error", "pseudo_likelihood"]
+    assert a[cols].equals(b[cols])
+    samples = likelihood.long_chain_samples(one, n_samples=3, n_steps=50)
+    assert samples[("CD-1", 4)].shape == (3, 36)
+    assert ((samples[("CD-1", 4)] >= 0) & (samples[("CD-1", 4)] <= 1)).all()
+
+
+def test_toy_summary_reports_the_mass_moving_onto_the_observed_patterns():
+    before, after = toy.train_toy_rbm(0, n_iter=0), toy.train_toy_rbm(0)
+    text = toy.describe(before, after)
+    assert "B (P = " in text and "AC (P = " in text
+    mass_after = toy.visible_table(after).query("data_frequency > 0")["probability"].sum()
+    assert f"after training they hold {mass_after:.2f}" in text and mass_after > 0.9

@@ -1,0 +1,90 @@
+"""rbmlib.results: the results section's tables and sentences, from a hand-made summary
+and stored predictions (no tuning: every number here is known in advance)."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from tuning_helpers import TINY
+
+from rbmlib import data, paths, results
+from rbmlib.models import MODEL_NAMES
+
+
+def _summary(val, acc_mean, acc_std, n_seeds=3, best_trial=0):
+    rows = []
+    for model in MODEL_NAMES:
+        rows.append({"model": model, "n_trials": 5, "n_pruned": 1, "best_trial": best_trial,
+                     "best_val_accuracy": val[model], "best_val_macro_f1": val[model] - 0.01,
+                     "test_accuracy_mean": acc_mean[model], "test_accuracy_std": acc_std[model],
+                     "test_macro_f1_mean": acc_mean[model] - 0.002, "test_macro_f1_std": acc_std[model],
+                     "n_seeds": n_seeds, "best_params": json.dumps({"C": 0.1}), "refit_params": "{}",
+                     "tune_seconds": 10.0, "evaluate_seconds": 1.0})
+    return pd.DataFrame(rows)
+
+
+VAL = dict(zip(MODEL_NAMES, [0.85, 0.89, 0.92, 0.87, 0.88]))
+# The test set ranks "fnn" above "cnn": the best model must still be chosen on validation.
+MEAN = dict(zip(MODEL_NAMES, [0.845, 0.95, 0.91, 0.8455, 0.86]))
+STD = dict(zip(MODEL_NAMES, [0.0, 0.003, 0.002, 0.001, 0.01]))
+
+
+def test_results_table_sets_ours_beside_the_original():
+    table = results.results_table(_summary(VAL, MEAN, STD)).set_index("Model")
+    assert len(table) == 5
+    lr = table.loc[results.MODEL_LABELS["lr"]]
+    assert lr["Test accuracy (%)"] == "84.50 ± 0.00" and lr["Original accuracy (%)"] == "84.71"
+    assert lr["Difference (points)"] == "-0.21"
+    assert table.loc[results.MODEL_LABELS["cnn"], "Validation accuracy (%)"] == "92.00"
+
+
+def test_an_unevaluated_model_says_so_instead_of_a_number():
+    mean = {**MEAN, "cnn": np.nan}
+    std = {**STD, "cnn": np.nan}
+    table = results.results_table(_summary(VAL, mean, std)).set_index("Model")
+    assert table.loc[results.MODEL_LABELS["cnn"], "Test accuracy (%)"] == "not evaluated"
+
+
+def test_best_model_is_chosen_on_validation_not_test():
+    summary = _summary(VAL, MEAN, STD)
+    assert results.best_model(summary) == "cnn"
+    assert "CNN" in results.headline_sentence(summary) and "91.00%" in results.headline_sentence(summary)
+
+
+def test_rbm_effect_difference_and_standard_error():
+    effect = results.rbm_effect(_summary(VAL, MEAN, STD)).set_index("Classifier")
+    lr = effect.loc["Logistic regression"]
+    assert lr["Difference (points)"] == pytest.approx(0.05)
+    assert lr["Standard error (points)"] == pytest.approx(100 * np.sqrt(0.001**2 / 3))
+    fnn = effect.loc["Feed-forward network"]
+    assert fnn["Difference (points)"] == pytest.approx(-9.0)
+    sentence = results.rbm_effect_sentence(effect.reset_index())
+    # +0.05 points with a standard error of 0.06: no clear difference; -9 points: a clear loss.
+    assert "make no clear difference to logistic regression" in sentence
+    assert "hurt feed-forward network" in sentence
+
+
+def test_per_class_scores_and_confusion_come_from_the_stored_predictions(tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path / "results")
+    try:
+        _, y_test = data.load_split("test", subset=TINY.test_subset)
+    except data.DataError as exc:
+        pytest.skip(f"Fashion-MNIST is not available here: {exc}")
+    summary = _summary(VAL, MEAN, STD)
+    for model in ("lr", "cnn"):
+        for seed in TINY.eval_seeds[model]:
+            pred = y_test.copy()
+            if model == "lr":  # lr gets every shirt wrong; cnn is perfect
+                pred[y_test == data.CLASS_NAMES.index("Shirt")] = 0
+            path = paths.predictions_file(TINY.name, model, 0, seed)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.save(path, pred.astype(np.int8))
+    f1 = results.per_class_f1(TINY, summary[summary["model"].isin(["lr", "cnn"])])
+    assert list(f1.columns) == ["lr", "cnn"] and (f1["cnn"] == 1).all()
+    assert f1.loc["Shirt", "lr"] == 0 and f1.loc["Trouser", "lr"] == 1
+    assert "shirt" in results.per_class_sentence(f1).split("easiest")[0]
+    fig = results.confusion_figure(TINY, summary, "cnn")
+    assert "3 seeds" in fig.axes[0].get_title()
+    with pytest.raises(ValueError, match="No stored test predictions"):
+        results.confusion_figure(TINY, summary, "fnn")
