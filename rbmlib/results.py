@@ -242,3 +242,21 @@ def per_class_sentence(f1: pd.DataFrame) -> str:
 def _names(items) -> str:
     items = [str(i).lower() for i in items]
     return ", ".join(items[:-1]) + f" and {items[-1]}" if len(items) > 1 else items[0]
+
+
+def conclusion_sentence(summary: pd.DataFrame) -> str:
+    """The answer to the study's question, for the conclusion: per classifier, and overall."""
+    effect = rbm_effect(summary)
+    if effect.empty:
+        return "The classification studies have not been evaluated yet."
+    verdicts = []
+    for r in effect.itertuples(index=False):
+        diff, se = r[3], r[4]
+        verdicts.append(f"{'improve' if diff > 2 * se else 'worsen' if diff < -2 * se else 'do not clearly change'} "
+                        f"{r[0].lower()} ({diff:+.2f} points)")
+    best = best_model(summary)
+    uses_rbm = best.startswith("rbm-")
+    return ("Tuned on validation data and trained to convergence, RBM features "
+            + " and ".join(verdicts) + f" on the test set. The best model overall is the "
+            f"{MODEL_LABELS[best].lower().replace('cnn', 'CNN')}, which "
+            + ("uses" if uses_rbm else "does not use") + " RBM features.")

@@ -63,6 +63,10 @@ def test_rbm_effect_difference_and_standard_error():
     # +0.05 points with a standard error of 0.06: no clear difference; -9 points: a clear loss.
     assert "make no clear difference to logistic regression" in sentence
     assert "hurt feed-forward network" in sentence
+    conclusion = results.conclusion_sentence(_summary(VAL, MEAN, STD))
+    assert "do not clearly change logistic regression (+0.05 points)" in conclusion
+    assert "worsen feed-forward network (-9.00 points)" in conclusion
+    assert "best model overall is the CNN (pixels), which does not use RBM features" in conclusion
 
 
 def test_per_class_scores_and_confusion_come_from_the_stored_predictions(tmp_path, monkeypatch):
