@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.neural_network import BernoulliRBM as SklearnRBM
 
-from rbmlib import BernoulliRBM, data, paths
+from rbmlib import BernoulliRBM, data, paths, speed
 from rbmlib._torch_utils import resolve_device
 
 N_VISIBLE = 784
@@ -170,49 +170,6 @@ def run(sizes, batches, n_rows, n_rows_slow, device):
     return table
 
 
-def targets(table):
-    """The speed targets, as ratios measured in this run."""
-    at = lambda impl, h, b: table.query(  # noqa: E731
-        "implementation == @impl and n_components == @h and batch_size == @b")["samples_per_s"].iloc[0]
-    lines = []
-    sel = table.query("implementation == 'rbmlib CD-1' and n_components == 1024 and batch_size == 256")
-    if len(sel):
-        lines.append(f"CD-1 at H=1024, B=256: {sel['fraction_of_peak'].iloc[0]:.0%} of matmul peak (target >= 75%)")
-    if {"scikit-learn PCD-1"} <= set(table["implementation"]) and ((table.n_components == 256) & (table.batch_size == 64)).any():
-        ratio = at("rbmlib PCD-1", 256, 64) / at("scikit-learn PCD-1", 256, 64)
-        lines.append(f"PCD-1 at H=256, B=64: {ratio:.1f}x scikit-learn (target >= 3x)")
-    worst = min(at("rbmlib CD-1", h, b) / at("original (autograd CD-1)", h, b)
-                for h, b in table[["n_components", "batch_size"]].drop_duplicates().itertuples(index=False))
-    lines.append(f"CD-1 vs the original formulation, worst setting: {worst:.1f}x (target >= 2x)")
-    return lines
-
-
-def plot(table, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    settings = table[["n_components", "batch_size"]].drop_duplicates().reset_index(drop=True)
-    names = list(dict.fromkeys(table["implementation"]))
-    fig, ax = plt.subplots(figsize=(9, 4.5))
-    width = 0.8 / len(names)
-    for i, name in enumerate(names):
-        sub = settings.merge(table[table.implementation == name], how="left")
-        ax.bar(np.arange(len(settings)) + i * width, sub["samples_per_s"], width, label=name)
-    limit = table["matmul_peak_gflops"].iloc[0] * 1e9 / (8 * N_VISIBLE * settings["n_components"])
-    ax.scatter(np.arange(len(settings)) + 0.4 - width / 2, limit, marker="_", s=600, color="k",
-               label="arithmetic limit (matmul peak)")
-    ax.set_xticks(np.arange(len(settings)) + 0.4 - width / 2)
-    ax.set_xticklabels([f"H={h}\nB={b}" for h, b in settings.itertuples(index=False)])
-    ax.set_yscale("log")
-    ax.set_ylabel("training samples per second")
-    ax.set_title(f"RBM training throughput ({table['device'].iloc[0]}, {table['threads'].iloc[0]} threads)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=150)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes and data, for a smoke run")
@@ -230,9 +187,9 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     stem = "rbm_speed" if device.type == "cpu" else f"rbm_speed_{device.type}"
     table.to_csv(out / f"{stem}.csv", index=False)
-    plot(table, out / f"{stem}.png")
-    for line in targets(table):
-        print(line)
+    speed.speed_figure(table).savefig(out / f"{stem}.png", dpi=150)
+    for row in speed.targets(table).itertuples(index=False):
+        print(f"{row.target}: {row.measured} (target {row.required}, {'met' if row.met else 'missed'})")
     if memory:
         print("transform of 70,000 images at H=4096: {seconds:.1f} s, output {output_gib:.2f} GiB, "
               "peak memory grew {peak_rss_growth_gib:.2f} GiB (input {input_gib:.2f} GiB)".format(**memory))

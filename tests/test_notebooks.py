@@ -56,7 +56,7 @@ def _subcaptions(cell):
 
 
 def test_the_report_has_its_notebooks():
-    assert {"01_exploration", "02_rbm_anatomy", "03_rbm_likelihood", "04_tuning", "05_results"} <= set(IDS)
+    assert {"01_exploration", "02_rbm_anatomy", "03_rbm_likelihood", "04_tuning", "05_results", "06_appendix_speed"} <= set(IDS)
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=IDS)
