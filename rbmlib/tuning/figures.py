@@ -20,16 +20,20 @@ from rbmlib.tuning.presets import get_preset
 _PLOTS = optuna.visualization.matplotlib
 
 
-def _figure(ax, title: str, width: float | None = None) -> Figure:
-    """The figure of Optuna's axes, its generic plot title replaced by ``title``."""
+def _figure(ax, title: str, *, tight: bool = True) -> Figure:
+    """The figure of Optuna's axes, its generic plot title replaced by ``title``.
+
+    ``tight=False`` keeps Optuna's own layout (the slice plot's shared colour
+    bar takes its room from every panel, which ``tight_layout`` would undo).
+    """
     ax = ax.flat[0] if hasattr(ax, "flat") else ax  # plot_slice returns an array of axes
     fig = ax.figure
     for each in fig.axes:
         if each.get_title().endswith("Plot"):  # "Slice Plot", "Optimization History Plot", ...
             each.set_title("")
     fig.suptitle(title)
-    if width is not None:
-        fig.set_size_inches(width, fig.get_size_inches()[1])
+    if not tight:
+        return fig
     with warnings.catch_warnings():  # colour bars and long tick labels: best effort is fine
         warnings.simplefilter("ignore", UserWarning)
         fig.tight_layout()
@@ -38,9 +42,11 @@ def _figure(ax, title: str, width: float | None = None) -> Figure:
 
 @contextmanager
 def _quiet():
-    """Optuna marks its matplotlib plots experimental and warns on every call."""
+    """Optuna marks its matplotlib plots experimental and warns on every call; a parameter
+    that took one value in every trial draws a harmless singular-limits warning."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        warnings.filterwarnings("ignore", message="Attempting to set identical", category=UserWarning)
         yield
 
 
@@ -56,9 +62,8 @@ def history(study: optuna.Study, title: str) -> Figure:
 
 def slices(study: optuna.Study, title: str) -> Figure:
     """Validation accuracy against each hyperparameter (one panel per parameter)."""
-    n = len({k for t in _complete(study) for k in t.params})
     with _quiet():
-        return _figure(_PLOTS.plot_slice(study, target_name="validation accuracy"), title, width=min(max(3.2 * n, 5.5), 14))
+        return _figure(_PLOTS.plot_slice(study, target_name="validation accuracy"), title, tight=False)
 
 
 def importances(study: optuna.Study, title: str, *, seed: int = 0) -> Figure:
