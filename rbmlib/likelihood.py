@@ -121,6 +121,7 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
         f"{v:.1f} ± {s:.1f}" if np.isfinite(s) else f"{v:.1f}"
         for v, s in zip(ll, table["log_z_std"].fillna(np.nan))]
     out["exact"] = table["test_log_likelihood_exact"]
+    out["AIS effective runs"] = table["effective_sample_size"]
     out["train log-likelihood"] = table["train_log_likelihood"]
     out["reconstruction error"] = table["reconstruction_error"]
     out["pseudo-likelihood"] = table["pseudo_likelihood"]
@@ -128,8 +129,15 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+#: Below this share of the runs, the AIS weights are dominated by a few runs: the
+#: estimate of log Z is then likely too low (the likelihood optimistic) and its
+#: standard error, computed from the same few weights, too small.
+LOW_ESS_SHARE = 0.1
+
+
 def likelihood_sentence(table: pd.DataFrame) -> str:
-    """What the table says: the best model by likelihood, the monitors' verdicts, and AIS vs exact."""
+    """What the table says: the best model by likelihood, the monitors' verdicts, AIS vs exact,
+    and which estimates rest on too few effective AIS runs to be trusted."""
     models = table.drop(index="base rate", level="variant")
     ll, rec = models["test_log_likelihood"], models["reconstruction_error"]
     best, best_rec = ll.idxmax(), rec.idxmin()
@@ -154,7 +162,25 @@ def likelihood_sentence(table: pd.DataFrame) -> str:
         text += (f" For the RBMs small enough to enumerate, AIS and the exact value differ by at most "
                  f"{diff.abs().max():.2f} nats" + (" (AIS on the optimistic side, as its downward bias in "
                                                     "log Z predicts)." if (diff > 0).all() else "."))
+    shaky = models[models["effective_sample_size"] < LOW_ESS_SHARE * models["ais_runs"]]
+    if len(shaky):
+        names = ", ".join(f"{_name(k)} ({r.effective_sample_size:.0f} of {int(r.ais_runs)})"
+                          for k, r in shaky.iterrows())
+        text += (f" The importance weights of {names} are dominated by a few runs (effective runs "
+                 f"in brackets): their estimates are likely optimistic, and their error bars too narrow.")
     return text
+
+
+def sample_sentence(samples: dict, X) -> str:
+    """How the long-chain samples compare with the data: the share of pixels they switch on.
+
+    A model whose chains end with far more (or fewer) pixels on than real images
+    has put mass on images unlike the data, whatever its likelihood estimate says.
+    """
+    data_on = float(np.mean(X))
+    parts = [f"{_name(k)} {np.mean(v):.2f}" for k, v in samples.items()]
+    return (f"The share of pixels on is {data_on:.2f} in the test images; in the final state of the "
+            f"chains (P(v | h), averaged) it is " + ", ".join(parts) + ".")
 
 
 def _name(key) -> str:

@@ -71,6 +71,23 @@ def test_table_matches_exact_likelihood_and_ranks_better_than_the_base_rate(bina
     assert "6 RBMs" in setup and "50 runs" in setup and "2,000 inverse temperatures" in setup
 
 
+def test_estimates_resting_on_few_effective_runs_are_flagged(binary_images, trained):
+    X, X_test = binary_images
+    table = likelihood.likelihood_table(trained, X, X_test, n_runs=50, n_betas=2000, random_state=0)
+    assert "dominated by a few runs" not in likelihood.likelihood_sentence(table)
+    shaky = table.copy()
+    shaky.loc[("CD-1", 8), "effective_sample_size"] = 2.0
+    text = likelihood.likelihood_sentence(shaky)
+    assert "The importance weights of CD-1 with 8 hidden units (2 of 50) are dominated by a few runs" in text
+    assert likelihood.display_table(shaky).loc[("CD-1", 8), "AIS effective runs"] == 2.0
+
+
+def test_sample_sentence_compares_the_share_of_pixels_on():
+    samples = {("CD-1", 4): np.full((3, 36), 0.9), ("PCD-1", 4): np.full((3, 36), 0.3)}
+    text = likelihood.sample_sentence(samples, np.full((5, 36), 0.25))
+    assert "0.25 in the test images" in text and "CD-1 with 4 hidden units 0.90" in text
+
+
 def test_the_same_seed_gives_the_same_table_and_samples(binary_images, trained):
     X, X_test = binary_images
     one = {k: trained[k] for k in [("CD-1", 4)]}
