@@ -10,8 +10,12 @@ Measures, in one process and on the same data:
   stochastic binarisation of each batch (re-implemented here from its description);
 * ``transform`` of all 70,000 images at the largest size, with its memory.
 
-One CD-1 step costs about 8 * V * H flops per sample (four matrix products), so
-``peak / (8 V H)`` samples/s is the arithmetic limit at each size.
+The project's target counts 8 * V * H flops per CD-1 sample (four matrix
+products), so ``gflops`` and ``fraction_of_peak`` use that count and ``peak /
+(8 V H)`` is the plotted limit. CD-1 in fact performs five products' worth, 10 *
+V * H (the weight gradient sums over the data rows and the model rows), so the
+true share of the peak is 10/8 of ``fraction_of_peak``; ``rbmlib.speed.targets``
+shows both.
 
 Run:  python benchmarks/rbm_speed.py            (writes results/benchmarks/rbm_speed.{csv,png})
       python benchmarks/rbm_speed.py --quick    (small sizes, a few seconds)

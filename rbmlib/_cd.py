@@ -9,8 +9,10 @@ This is the loop that tuning runs hundreds of times, so it is written for speed:
 * Bernoulli samples are ``uniform < p`` into a preallocated output, several
   times cheaper on the CPU than ``torch.bernoulli``.
 
-One step costs four matrix products, about 8 * B * V * H flops; everything
-else is elementwise work on (B, H) and (B, V) arrays.
+One CD-1 step costs three products of B rows (P(h | v_data), then P(v | h)
+and P(h | v) of the negative phase) and the gradient product of 2B rows: about
+10 * B * V * H flops. Everything else is elementwise work on (B, H) and (B, V)
+arrays.
 """
 
 from __future__ import annotations

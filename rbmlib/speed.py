@@ -38,8 +38,13 @@ def targets(table: pd.DataFrame) -> pd.DataFrame:
     rows = []
     cd = table[(table.implementation == "rbmlib CD-1") & (table.n_components == 1024) & (table.batch_size == 256)]
     if len(cd):
+        # The target counts 8 V H flops per sample (four products); CD-1 performs five:
+        # one for P(h | v_data), one each for the negative phase's P(v | h) and P(h | v),
+        # and two for the weight gradient, <h v^T> over the data rows and over the
+        # model rows (stacked into one product of 2B rows). The share is given both ways.
         frac = float(cd["fraction_of_peak"].iloc[0])
-        rows.append(("CD-1 at 1024 hidden units, batch 256: share of the matmul peak", "≥ 75%", f"{frac:.0%}",
+        rows.append(("CD-1 at 1024 hidden units, batch 256: share of the matmul peak", "≥ 75%",
+                     f"{frac:.0%} (of the 10 V H flops CD-1 performs: {frac * 10 / 8:.0%})",
                      _yes(frac >= 0.75)))
     ratio = _speed(table, "rbmlib PCD-1", 256, 64) / _speed(table, "scikit-learn PCD-1", 256, 64)
     if np.isfinite(ratio):

@@ -20,7 +20,8 @@ def _table(cd_1024=0.5, pcd_256=60_000.0, sklearn_256=20_000.0, original=10_000.
 
 def test_targets_report_measured_ratios_and_whether_they_are_met():
     t = speed.targets(_table()).set_index("required")
-    assert t.loc["≥ 75%", "measured"] == "50%" and t.loc["≥ 75%", "met"] == "no"
+    assert t.loc["≥ 75%", "measured"].startswith("50% (of the 10 V H flops CD-1 performs: 62%)")
+    assert t.loc["≥ 75%", "met"] == "no"
     assert t.loc["≥ 3×", "measured"] == "3.0×" and t.loc["≥ 3×", "met"] == "yes"
     assert t.loc["≥ 2×", "measured"] == "4.0×" and t.loc["≥ 2×", "met"] == "yes"
 
