@@ -154,7 +154,7 @@ def per_class_f1_figure(f1: pd.DataFrame) -> Figure:
     ax.set_xticks(x, f1.index, rotation=30, ha="right")
     ax.set_ylabel("F1 on the test set")
     ax.set_ylim(max(0.0, float(np.nanmin(f1.values)) - 0.05), 1.0)
-    ax.legend(fontsize="small", ncol=2, loc="lower left")
+    ax.legend(fontsize="small", ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.3))
     fig.tight_layout()
     return fig
 
