@@ -189,7 +189,7 @@ def main(argv=None):
         memory = transform_cost(4096, device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = "rbm_speed" if device.type == "cpu" else f"rbm_speed_{device.type}"
+    stem = speed.benchmark_stem(device.type)
     table.to_csv(out / f"{stem}.csv", index=False)
     speed.speed_figure(table).savefig(out / f"{stem}.png", dpi=150)
     for row in speed.targets(table).itertuples(index=False):

@@ -119,7 +119,7 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
     ll = table["test_log_likelihood"]
     out["test log-likelihood (AIS)"] = [
         f"{v:.1f} ± {s:.1f}" if np.isfinite(s) else f"{v:.1f}"
-        for v, s in zip(ll, table["log_z_std"].fillna(np.nan))]
+        for v, s in zip(ll, table["log_z_std"])]
     out["exact"] = table["test_log_likelihood_exact"]
     out["AIS effective runs"] = table["effective_sample_size"]
     out["train log-likelihood"] = table["train_log_likelihood"]

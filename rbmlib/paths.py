@@ -42,12 +42,6 @@ BENCHMARKS_DIR = RESULTS_DIR / "benchmarks"
 # under results/<preset>/, so a smoke run never overwrites the paper's numbers.
 #: Trained RBM parameters, shared by presets: their keys hash the training data too.
 CACHE_DIR = RESULTS_DIR / "cache"
-#: Logs of background jobs (``make tune`` writes tune-<model>.log here).
-LOGS_DIR = RESULTS_DIR / "logs"
-STUDIES_DIR = RESULTS_DIR / "studies"
-MLFLOW_DB = RESULTS_DIR / "mlflow.db"
-SUMMARY_CSV = RESULTS_DIR / "summary.csv"
-EVALUATION_CSV = RESULTS_DIR / "evaluation.csv"
 
 
 def preset_dir(preset: str) -> Path:

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from rbmlib import data, metrics
 from rbmlib.data import CLASS_NAMES
 from rbmlib.models import MODEL_NAMES
-from rbmlib.tuning.evaluate import read_evaluation, read_predictions
+from rbmlib.tuning.evaluate import current_rows, read_evaluation, read_predictions
 from rbmlib.tuning.presets import get_preset
 
 #: How the paper names the five models.
@@ -94,12 +94,9 @@ def best_model(summary: pd.DataFrame) -> str:
 
 def seed_scores(preset, summary: pd.DataFrame) -> pd.DataFrame:
     """Per-seed test rows of each model's current best trial (the ones the summary averages)."""
-    preset = get_preset(preset)
     ev = read_evaluation(preset)
-    best = summary.set_index("model")["best_trial"]
-    keep = [(r.model in best.index and r.trial_number == best[r.model] and r.seed in preset.eval_seeds[r.model])
-            for r in ev.itertuples()]
-    return ev[keep].reset_index(drop=True)
+    parts = [current_rows(ev, preset, m, t) for m, t in zip(summary["model"], summary["best_trial"])]
+    return pd.concat(parts, ignore_index=True) if parts else ev.iloc[:0]
 
 
 def _predictions(preset, summary, model) -> dict[int, np.ndarray]:
@@ -197,14 +194,24 @@ def rbm_effect(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _effect(diff, se) -> int:
+    """+1, -1 or 0: a difference beyond two standard errors either way, or neither."""
+    return 1 if diff > 2 * se else -1 if diff < -2 * se else 0
+
+
+def _in_sentence(model: str) -> str:
+    """A model's label inside a sentence: lower case, but "CNN" stays an acronym."""
+    return MODEL_LABELS[model].lower().replace("cnn", "CNN")
+
+
 def rbm_effect_sentence(effect: pd.DataFrame) -> str:
     """One sentence per classifier: does the RBM help it, by how much, beyond the seed spread?"""
     parts = []
-    for r in effect.itertuples(index=False):
-        diff, se = r[3], r[4]
-        verdict = ("help" if diff > 2 * se else "hurt" if diff < -2 * se else "make no clear difference to")
-        parts.append(f"RBM features {verdict} {r[0].lower()} ({r[1]:.2f}% on pixels, "
-                     f"{r[2]:.2f}% on RBM features, a difference of {diff:+.2f} points, "
+    for _, r in effect.iterrows():
+        diff, se = r["Difference (points)"], r["Standard error (points)"]
+        verdict = {1: "help", -1: "hurt", 0: "make no clear difference to"}[_effect(diff, se)]
+        parts.append(f"RBM features {verdict} {r['Classifier'].lower()} ({r['Pixels (%)']:.2f}% on pixels, "
+                     f"{r['RBM features (%)']:.2f}% on RBM features, a difference of {diff:+.2f} points, "
                      f"standard error {se:.2f})")
     if not parts:
         return "No classifier has been evaluated on both pixels and RBM features yet."
@@ -217,7 +224,7 @@ def headline_sentence(summary: pd.DataFrame) -> str:
     r = summary.set_index("model").loc[best]
     params = json.loads(r["best_params"])
     return (f"Chosen on validation accuracy, the best of the five models is the "
-            f"{MODEL_LABELS[best].lower().replace('cnn', 'CNN')}, with {r['test_accuracy_mean'] * 100:.2f}% "
+            f"{_in_sentence(best)}, with {r['test_accuracy_mean'] * 100:.2f}% "
             f"test accuracy (mean of {int(r['n_seeds'])} seeds; the original study reported "
             f"{ORIGINAL_STUDY.loc[best, 'accuracy']:.2f}%); its tuned parameters are "
             + ", ".join(f"{k} = {_fmt(v)}" for k, v in params.items()) + ".")
@@ -250,13 +257,13 @@ def conclusion_sentence(summary: pd.DataFrame) -> str:
     if effect.empty:
         return "The classification studies have not been evaluated yet."
     verdicts = []
-    for r in effect.itertuples(index=False):
-        diff, se = r[3], r[4]
-        verdicts.append(f"{'improve' if diff > 2 * se else 'worsen' if diff < -2 * se else 'do not clearly change'} "
-                        f"{r[0].lower()} ({diff:+.2f} points)")
+    for _, r in effect.iterrows():
+        diff = r["Difference (points)"]
+        verb = {1: "improve", -1: "worsen", 0: "do not clearly change"}[_effect(diff, r["Standard error (points)"])]
+        verdicts.append(f"{verb} {r['Classifier'].lower()} ({diff:+.2f} points)")
     best = best_model(summary)
     uses_rbm = best.startswith("rbm-")
     return ("Tuned on validation data and trained to convergence, RBM features "
             + " and ".join(verdicts) + f" on the test set. The best model overall is the "
-            f"{MODEL_LABELS[best].lower().replace('cnn', 'CNN')}, which "
+            f"{_in_sentence(best)}, which "
             + ("uses" if uses_rbm else "does not use") + " RBM features.")

@@ -17,9 +17,14 @@ from rbmlib import paths
 N_VISIBLE = 784
 
 
+def benchmark_stem(device: str) -> str:
+    """File stem of a device type's benchmark outputs: ``rbm_speed`` on the CPU, ``rbm_speed_cuda``, ..."""
+    return "rbm_speed" if device == "cpu" else f"rbm_speed_{device}"
+
+
 def read_benchmark(device: str = "cpu") -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """The committed throughput table and the transform-cost row (None if absent) of a device type."""
-    stem = "rbm_speed" if device == "cpu" else f"rbm_speed_{device}"
+    stem = benchmark_stem(device)
     folder = paths.BENCHMARKS_DIR
     table_path = folder / f"{stem}.csv"
     if not table_path.exists():

@@ -82,6 +82,13 @@ def read_evaluation(preset) -> pd.DataFrame:
     return rows.drop_duplicates(["model", "seed", "trial_number"], keep="last").reset_index(drop=True)
 
 
+def current_rows(evaluations: pd.DataFrame, preset, model: str, trial_number) -> pd.DataFrame:
+    """The rows a summary averages: ``model``'s refits of ``trial_number`` for the preset's seeds."""
+    seeds = get_preset(preset).eval_seeds[model]
+    return evaluations[(evaluations["model"] == model) & (evaluations["trial_number"] == trial_number)
+                       & evaluations["seed"].isin(seeds)]
+
+
 def read_predictions(preset, model: str, trial_number: int, seeds) -> dict[int, np.ndarray]:
     """``{seed: test predictions}`` of a model's refits (the seeds that have them)."""
     name = get_preset(preset).name
@@ -192,9 +199,7 @@ def summarize(preset="paper", *, storage: str | None = None, models=None) -> pd.
         finished = [t for t in trials if t.state in FINISHED]
         complete = [t for t in finished if t.state == TrialState.COMPLETE]
         best = study.best_trial if complete else None
-        ev = evaluations[(evaluations["model"] == model)
-                         & (evaluations["trial_number"] == (best.number if best else -1))
-                         & evaluations["seed"].isin(preset.eval_seeds[model])]
+        ev = current_rows(evaluations, preset, model, best.number if best else -1)
         rows.append({
             "model": model,
             "n_trials": len(finished),

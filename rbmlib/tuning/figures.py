@@ -105,35 +105,33 @@ def trials_table(studies: dict[str, optuna.Study]) -> pd.DataFrame:
 def search_space_table(preset) -> pd.DataFrame:
     """Per model: its trial budget, each tuned parameter's range and the preset's fixed settings.
 
-    Read from the search-space functions themselves (a fixed-trial dry run), so
-    the table cannot drift from what the studies searched.
+    Read from the search-space functions themselves, by asking a throwaway
+    in-memory study for one trial and describing the distributions it drew
+    from, so the table cannot drift from what the studies searched.
     """
     preset = get_preset(preset)
     rows = []
     for model, space in spaces.SPACES.items():
-        recorder = _RangeRecorder()
-        space(recorder, preset)
         fixed = ", ".join(f"{k} = {v}" for k, v in preset.fixed_params(model).items() if v is not None)
         rows.append({"model": model, "trials": preset.n_trials[model],
-                     "searched": "; ".join(f"{k}: {v}" for k, v in recorder.ranges.items()),
+                     "searched": "; ".join(f"{k}: {_describe(d)}" for k, d in space_distributions(space, preset).items()),
                      "fixed": fixed or "none"})
     return pd.DataFrame(rows)
 
 
-class _RangeRecorder:
-    """Stands in for an Optuna trial and records what the space asks for."""
+def space_distributions(space, preset) -> dict:
+    """``{parameter: optuna distribution}`` that a search-space function suggests from."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
+    space(trial, preset)
+    return dict(trial.distributions)
 
-    def __init__(self):
-        self.ranges: dict[str, str] = {}
 
-    def suggest_float(self, name, low, high, *, step=None, log=False):
-        self.ranges[name] = f"{low:g} to {high:g}" + (" (log)" if log else "") + (f", step {step:g}" if step else "")
-        return low
-
-    def suggest_int(self, name, low, high, *, step=1, log=False):
-        self.ranges[name] = f"{low} to {high}" + (" (log)" if log else "") + (f", step {step}" if step != 1 else "")
-        return low
-
-    def suggest_categorical(self, name, choices):
-        self.ranges[name] = "one of " + ", ".join(map(str, choices))
-        return choices[0]
+def _describe(dist) -> str:
+    if isinstance(dist, optuna.distributions.CategoricalDistribution):
+        return "one of " + ", ".join(map(str, dist.choices))
+    step = getattr(dist, "step", None)
+    step = None if step in (None, 1) else step
+    return (f"{dist.low:g} to {dist.high:g}" + (" (log)" if dist.log else "")
+            + (f", step {step:g}" if step is not None else ""))
