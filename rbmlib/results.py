@@ -95,7 +95,8 @@ def best_model(summary: pd.DataFrame) -> str:
 def seed_scores(preset, summary: pd.DataFrame) -> pd.DataFrame:
     """Per-seed test rows of each model's current best trial (the ones the summary averages)."""
     ev = read_evaluation(preset)
-    parts = [current_rows(ev, preset, m, t) for m, t in zip(summary["model"], summary["best_trial"])]
+    parts = [current_rows(ev, preset, m, t, p)
+             for m, t, p in zip(summary["model"], summary["best_trial"], summary["refit_params"])]
     return pd.concat(parts, ignore_index=True) if parts else ev.iloc[:0]
 
 
@@ -263,7 +264,7 @@ def conclusion_sentence(summary: pd.DataFrame) -> str:
         verdicts.append(f"{verb} {r['Classifier'].lower()} ({diff:+.2f} points)")
     best = best_model(summary)
     uses_rbm = best.startswith("rbm-")
-    return ("Tuned on validation data and trained to convergence, RBM features "
+    return ("Tuned on validation data, RBM features "
             + " and ".join(verdicts) + f" on the test set. The best model overall is the "
             f"{_in_sentence(best)}, which "
             + ("uses" if uses_rbm else "does not use") + " RBM features.")

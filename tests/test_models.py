@@ -44,11 +44,12 @@ def test_lr_converges_unlike_the_original():
     assert model.max_iter == 1000 and model.solver == "lbfgs"
 
 
-@pytest.mark.parametrize("name, clf", [("rbm-lr", LogisticRegression), ("rbm-fnn", FNNClassifier)])
-def test_rbm_pipelines_build(rbm, name, clf):
+@pytest.mark.parametrize("name, clf, steps", [("rbm-lr", LogisticRegression, ["rbm", "clf"]),
+                                              ("rbm-fnn", FNNClassifier, ["rbm", "scale", "clf"])])
+def test_rbm_pipelines_build(rbm, name, clf, steps):
     model = make_model(name)
     assert isinstance(model, Pipeline)
-    assert list(model.named_steps) == ["rbm", "clf"]
+    assert list(model.named_steps) == steps
     assert isinstance(model.named_steps["rbm"], rbm.BernoulliRBM)
     assert type(model.named_steps["clf"]) is clf
 

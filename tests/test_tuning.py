@@ -1,6 +1,7 @@
 """rbmlib.tuning on tiny real subsets: studies run, resume, prune, survive divergence,
 log to MLflow, reuse RBMs, and the evaluation touches the test split only after tuning."""
 
+import dataclasses
 import json
 import shutil
 
@@ -118,6 +119,14 @@ def test_resume_keeps_finished_trials_and_adds_only_the_missing_ones(splits):
     assert len(runs) == 3
 
 
+def test_a_study_tuned_under_other_fixed_settings_is_refused(splits):
+    tune("rbm-lr", TINY, n_trials=1, splits=splits, show_progress_bar=False)
+    longer = dataclasses.replace(TINY, rbm_n_iter=TINY.rbm_n_iter + 1)
+    with pytest.raises(ValueError, match=r"rbm__n_iter.*Delete or move that study"):
+        load_study("rbm-lr", longer)
+    assert len(load_study("rbm-lr", TINY).trials) == 1  # the study itself is untouched
+
+
 def test_pruned_trials_are_recorded_with_their_reason(splits):
     # Any accuracy below 1.0 is pruned at the first epoch.
     pruner = optuna.pruners.ThresholdPruner(lower=1.0)
@@ -216,6 +225,21 @@ def test_tuning_never_reads_the_test_split_and_evaluation_writes_the_summary(mon
     assert refit["n_iter"] == best.user_attrs["best_epoch"] and refit["early_stopping"] is False
     assert fnn["tune_seconds"] > 0 and fnn["evaluate_seconds"] > 0
     assert summary.set_index("model").loc["lr", "test_accuracy_std"] == 0  # lbfgs has no randomness
+
+
+def test_a_study_tuned_afresh_is_evaluated_afresh(splits):
+    tune("lr", TINY, n_trials=1, splits=splits, show_progress_bar=False)
+    old = evaluate(["lr"], TINY, seeds=[0])
+    paths.study_db(TINY.name, "lr").unlink()  # tuned again from scratch: trial 0 once more
+    tune("lr", TINY, n_trials=1, seed=1, splits=splits, show_progress_bar=False)
+    new = evaluate(["lr"], TINY, seeds=[0])
+    assert len(new) == 2 and new["trial_number"].tolist() == [0, 0]
+    assert new["refit_params"].iloc[0] != new["refit_params"].iloc[1]
+    # The summary averages the new study's row, not the old trial 0's.
+    row = summarize(TINY).set_index("model").loc["lr"]
+    assert row["n_seeds"] == 1 and row["refit_params"] == new["refit_params"].iloc[1]
+    assert row["test_accuracy_mean"] == new["test_accuracy"].iloc[1]
+    assert old["refit_params"].iloc[0] == new["refit_params"].iloc[0]
 
 
 def test_command_line_tunes_evaluates_and_summarises_the_smoke_preset(capsys):

@@ -44,6 +44,16 @@ def test_trials_table_counts_states_and_time():
     table = figures.trials_table({"lr": _study(3, n_pruned=2)}).set_index("model")
     assert table.loc["lr", ["complete", "pruned", "failed"]].tolist() == [3, 2, 0]
     assert table.loc["lr", "best validation accuracy"] == pytest.approx(0.82)
+    assert table.loc["lr", "lbfgs converged"] == ""  # the trials recorded nothing either way
+
+
+def test_trials_table_says_whether_the_best_logistic_regression_converged():
+    study = optuna.create_study(direction="maximize")
+    dists = {"C": FloatDistribution(1e-3, 100, log=True)}
+    for C, value, converged in [(0.1, 0.80, True), (90.0, 0.85, False)]:
+        study.add_trial(create_trial(params={"C": C}, distributions=dists, value=value,
+                                     user_attrs={"converged": converged}))
+    assert figures.trials_table({"rbm-lr": study}).loc[0, "lbfgs converged"] == "no"
 
 
 def test_search_space_table_reads_the_spaces_themselves():
@@ -55,3 +65,14 @@ def test_search_space_table_reads_the_spaces_themselves():
         assert names and all(name in table.loc[model, "searched"] for name in names)
         assert table.loc[model, "trials"] == PAPER.n_trials[model]
     assert "rbm__n_iter = 10" in table.loc["rbm-lr", "fixed"]
+
+
+def test_search_space_table_shows_a_range_widened_part_way_through_a_study():
+    study = optuna.create_study(direction="maximize")
+    for value, high in [(0.8, 1.0), (0.81, 1.0), (0.82, 1.0), (0.83, 10.0)]:
+        study.add_trial(optuna.trial.create_trial(
+            params={"C": 0.5}, value=value,
+            distributions={"C": optuna.distributions.FloatDistribution(1e-3, high, log=True)}))
+    table = figures.search_space_table(PAPER, {"lr": study}).set_index("model")
+    assert table.loc["lr", "searched"] == "C: 0.001 to 10 (log) (trials 0-2: 0.001 to 1 (log))"
+    assert "trials" not in table.loc["fnn", "searched"]  # no study given: the range alone

@@ -32,7 +32,8 @@ from rbmlib.tuning.presets import get_preset
 from rbmlib.tuning.rbm_cache import fit_rbm
 from rbmlib.tuning.study import FINISHED, load_study
 
-EVALUATION_COLUMNS = ["model", "seed", "trial_number", "test_accuracy", "test_macro_f1", "seconds"]
+EVALUATION_COLUMNS = ["model", "seed", "trial_number", "test_accuracy", "test_macro_f1", "seconds",
+                      "refit_params"]
 SUMMARY_COLUMNS = [
     "model", "n_trials", "n_pruned", "best_trial", "best_val_accuracy", "best_val_macro_f1",
     "test_accuracy_mean", "test_accuracy_std", "test_macro_f1_mean", "test_macro_f1_std",
@@ -65,28 +66,42 @@ def fit_final(model: str, params: dict, seed: int, X, y, *, cache_dir=None):
         return estimator.fit(X, y)
     rbm, _ = fit_rbm(estimator.named_steps["rbm"], X, cache_dir=cache_dir)
     estimator.steps[0] = ("rbm", rbm)
-    estimator.named_steps["clf"].fit(rbm.transform(X), y)
+    estimator[1:].fit(rbm.transform(X), y)  # the slice shares its steps with the pipeline
     return estimator
+
+
+def params_key(params: dict) -> str:
+    """The ``refit_params`` of an evaluation row: the refit's arguments as sorted JSON."""
+    return json.dumps(params, sort_keys=True)
 
 
 def read_evaluation(preset) -> pd.DataFrame:
     """The preset's per-seed rows so far (empty frame with the columns if none).
 
-    A (model, seed, trial) pair fitted again (its predictions had gone missing)
-    keeps its latest row.
+    A refit done again (its predictions had gone missing) keeps its latest row.
     """
     path = paths.evaluation_csv(get_preset(preset).name)
     if not path.exists():
         return pd.DataFrame(columns=EVALUATION_COLUMNS)
     rows = pd.read_csv(path)
-    return rows.drop_duplicates(["model", "seed", "trial_number"], keep="last").reset_index(drop=True)
+    for column in set(EVALUATION_COLUMNS) - set(rows.columns):  # a file from an older version
+        rows[column] = None
+    key = ["model", "seed", "trial_number", "refit_params"]
+    return rows.drop_duplicates(key, keep="last").reset_index(drop=True)[EVALUATION_COLUMNS]
 
 
-def current_rows(evaluations: pd.DataFrame, preset, model: str, trial_number) -> pd.DataFrame:
-    """The rows a summary averages: ``model``'s refits of ``trial_number`` for the preset's seeds."""
+def current_rows(evaluations: pd.DataFrame, preset, model: str, trial_number,
+                 refit_params: str) -> pd.DataFrame:
+    """The rows a summary averages: ``model``'s refits of ``trial_number`` for the preset's seeds.
+
+    ``refit_params`` (a :func:`params_key`) must match too: a study tuned afresh
+    numbers its trials from 0 again, and the rows of the old study's trial 0
+    must not pass for the new one's.
+    """
     seeds = get_preset(preset).eval_seeds[model]
     return evaluations[(evaluations["model"] == model) & (evaluations["trial_number"] == trial_number)
-                       & evaluations["seed"].isin(seeds)]
+                       & evaluations["seed"].isin(seeds)
+                       & (evaluations["refit_params"] == refit_params)]
 
 
 def read_predictions(preset, model: str, trial_number: int, seeds) -> dict[int, np.ndarray]:
@@ -152,9 +167,10 @@ def evaluate(models=None, preset="paper", *, storage: str | None = None, seeds=N
             raise ValueError(f"Study {study.study_name!r} has no complete trial to evaluate.")
         best[model] = study.best_trial
     done = read_evaluation(preset)
-    done_keys = set(zip(done["model"], done["seed"], done["trial_number"]))
+    done_keys = set(zip(done["model"], done["seed"], done["trial_number"], done["refit_params"]))
+    keys = {m: params_key(refit_params(m, preset, best[m])) for m in models}
     todo = [(m, s) for m in models for s in (preset.eval_seeds[m] if seeds is None else seeds)
-            if (m, s, best[m].number) not in done_keys
+            if (m, s, best[m].number, keys[m]) not in done_keys
             or not paths.predictions_file(preset.name, m, best[m].number, s).exists()]
     if todo:
         X, y = data.load_split("trainval", subset=preset.trainval_subset)
@@ -169,7 +185,7 @@ def evaluate(models=None, preset="paper", *, storage: str | None = None, seeds=N
             _save_predictions(paths.predictions_file(preset.name, model, best[model].number, seed), y_pred)
             row = {"model": model, "seed": seed, "trial_number": best[model].number,
                    "test_accuracy": scores["accuracy"], "test_macro_f1": scores["macro_f1"],
-                   "seconds": round(time.perf_counter() - start, 2)}
+                   "seconds": round(time.perf_counter() - start, 2), "refit_params": keys[model]}
             _append_row(path, row)
             tqdm.write(f"{model} seed {seed}: test accuracy {scores['accuracy']:.4f}, "
                        f"macro F1 {scores['macro_f1']:.4f} ({row['seconds']:.0f}s)")
@@ -199,7 +215,8 @@ def summarize(preset="paper", *, storage: str | None = None, models=None) -> pd.
         finished = [t for t in trials if t.state in FINISHED]
         complete = [t for t in finished if t.state == TrialState.COMPLETE]
         best = study.best_trial if complete else None
-        ev = current_rows(evaluations, preset, model, best.number if best else -1)
+        refit = params_key(refit_params(model, preset, best)) if best else None
+        ev = current_rows(evaluations, preset, model, best.number if best else -1, refit)
         rows.append({
             "model": model,
             "n_trials": len(finished),
@@ -213,7 +230,7 @@ def summarize(preset="paper", *, storage: str | None = None, models=None) -> pd.
             "test_macro_f1_std": ev["test_macro_f1"].std(ddof=1) if len(ev) > 1 else np.nan,
             "n_seeds": len(ev),
             "best_params": json.dumps(best.params, sort_keys=True) if best else None,
-            "refit_params": json.dumps(refit_params(model, preset, best), sort_keys=True) if best else None,
+            "refit_params": refit,
             "tune_seconds": _trial_seconds(trials),
             "evaluate_seconds": round(float(ev["seconds"].sum()), 1),
         })

@@ -88,7 +88,11 @@ def importances(study: optuna.Study, title: str, *, seed: int = 0) -> Figure:
 
 
 def trials_table(studies: dict[str, optuna.Study]) -> pd.DataFrame:
-    """Per model: trials finished, complete, pruned and failed, and compute time."""
+    """Per model: trials finished, complete, pruned and failed, the best trial, and compute time.
+
+    ``lbfgs converged`` says whether the best trial's logistic regression met
+    its convergence criterion within ``max_iter`` (empty for the networks).
+    """
     rows = []
     for model, study in studies.items():
         trials = study.get_trials(deepcopy=False)
@@ -98,25 +102,52 @@ def trials_table(studies: dict[str, optuna.Study]) -> pd.DataFrame:
         rows.append({"model": model, "complete": count[TrialState.COMPLETE], "pruned": count[TrialState.PRUNED],
                      "failed": count[TrialState.FAIL], "best trial": best.number if best else None,
                      "best validation accuracy": best.value if best else None,
+                     "lbfgs converged": _yes_no(best.user_attrs.get("converged")) if best else "",
                      "compute (min)": seconds / 60})
     return pd.DataFrame(rows)
 
 
-def search_space_table(preset) -> pd.DataFrame:
+def _yes_no(flag) -> str:
+    return "" if flag is None else ("yes" if flag else "no")
+
+
+def search_space_table(preset, studies: dict[str, optuna.Study] | None = None) -> pd.DataFrame:
     """Per model: its trial budget, each tuned parameter's range and the preset's fixed settings.
 
     Read from the search-space functions themselves, by asking a throwaway
     in-memory study for one trial and describing the distributions it drew
-    from, so the table cannot drift from what the studies searched.
+    from, so the table cannot drift from what the studies searched. Given the
+    ``studies``, a range that some of their trials drew from instead (a range
+    widened part way through a study) is shown after the present one, with
+    those trials' numbers, as the studies recorded them.
     """
     preset = get_preset(preset)
     rows = []
     for model, space in spaces.SPACES.items():
         fixed = ", ".join(f"{k} = {v}" for k, v in preset.fixed_params(model).items() if v is not None)
+        study = (studies or {}).get(model)
+        searched = [f"{k}: {_describe(d)}" + (_earlier_ranges(study, k, d) if study else "")
+                    for k, d in space_distributions(space, preset).items()]
         rows.append({"model": model, "trials": preset.n_trials[model],
-                     "searched": "; ".join(f"{k}: {_describe(d)}" for k, d in space_distributions(space, preset).items()),
-                     "fixed": fixed or "none"})
+                     "searched": "; ".join(searched), "fixed": fixed or "none"})
     return pd.DataFrame(rows)
+
+
+def _earlier_ranges(study: optuna.Study, name: str, current) -> str:
+    """`` (trials 0-6: 0.001 to 10 (log))`` for trials that drew ``name`` from another range."""
+    other: dict[str, list[int]] = {}
+    for t in study.get_trials(deepcopy=False):
+        dist = t.distributions.get(name)
+        if dist is not None and dist != current:
+            other.setdefault(_describe(dist), []).append(t.number)
+    return "".join(f" (trials {_numbers(n)}: {d})" for d, n in other.items())
+
+
+def _numbers(numbers: list[int]) -> str:
+    """``0-6`` for a run of consecutive numbers, otherwise ``0, 2, 5``."""
+    if numbers == list(range(numbers[0], numbers[-1] + 1)) and len(numbers) > 2:
+        return f"{numbers[0]}-{numbers[-1]}"
+    return ", ".join(map(str, numbers))
 
 
 def space_distributions(space, preset) -> dict:

@@ -141,8 +141,11 @@ class Objective:
             return self._fit_lr(trial, estimator, s.X, s.X_val)
         if self.model in _NETS:
             return self._fit_net(trial, estimator, s.X, s.X_val)
-        rbm, clf = estimator.named_steps["rbm"], estimator.named_steps["clf"]
-        F, F_val = self._rbm_features(trial, rbm)
+        F, F_val = self._rbm_features(trial, estimator.named_steps["rbm"])
+        if len(estimator) > 2:  # a step between RBM and classifier (rbm-fnn's scaler)
+            middle = estimator[1:-1]
+            F, F_val = middle.fit_transform(F), middle.transform(F_val)
+        clf = estimator[-1]
         if self.model == "rbm-lr":
             return self._fit_lr(trial, clf, F, F_val)
         return self._fit_net(trial, clf, F, F_val)

@@ -134,7 +134,25 @@ def load_study(model: str, preset, *, storage: str | None = None, seed: int = 0,
         study.set_user_attr("preset", preset.name)
         study.set_user_attr("fixed_params", preset.fixed_params(model))
         study.set_user_attr("train_seed", preset.train_seed)
+    _check_fixed_params(study, preset, model, url)
     return study
+
+
+def _check_fixed_params(study: optuna.Study, preset, model: str, url: str) -> None:
+    """Refuse a study whose trials ran under other fixed settings than the preset's now.
+
+    Its trials would not compare with new ones (say, RBMs trained for 10 epochs
+    beside RBMs trained for 20), and the final refit would use the new settings
+    with parameters chosen under the old.
+    """
+    stored = study.user_attrs.get("fixed_params")
+    if stored is None or stored == preset.fixed_params(model):
+        return
+    raise ValueError(
+        f"Study {study.study_name!r} in {url} was tuned with fixed parameters {stored}, but "
+        f"preset {preset.name!r} now fixes {preset.fixed_params(model)}. Delete or move that "
+        "study (for the default storage, its .db file) to tune afresh, or restore the preset."
+    )
 
 
 def n_finished(study: optuna.Study) -> int:
