@@ -130,13 +130,13 @@ SMOKE = Preset(
 # Measured on the paper-preset run (compute minutes, one thread per process;
 # `tune_seconds` and `evaluate_seconds` of results/summary.csv):
 #   cnn, lr, fnn      cnn 89 + 37 (refits ~12 min each), lr 10 + 2, fnn 7 + 3
-#   rbm-lr, rbm-fnn   rbm-lr ~2 h of trials (RBMs of 2048-8192 units, 10 epochs,
-#                     then lbfgs: 5-27 min each) + refits; rbm-fnn ~30 min of
-#                     trials + refits (~20 min each for a 947-unit network on
-#                     6144 RBM features)
-# `make tune` runs the two chains side by side: the RBM chain is the longer,
-# about 4 hours on this machine, above the 3-hour target. A GPU (device="auto")
-# is far faster.
+#   rbm-lr, rbm-fnn   rbm-lr 115 + 35 (trials: RBMs of 2048-8192 units, 10
+#                     epochs, then lbfgs, 2-27 min each; refits ~12 min each);
+#                     rbm-fnn 32 + 60 (refits ~20 min each: a 947-unit network
+#                     on 6144 standardised RBM features)
+# `make tune` runs the two chains side by side: cnn-lr-fnn ~2.5 h, the RBM chain
+# ~4 h, so the preset takes about 4 hours here, above the 3-hour target. A GPU
+# (device="auto") is far faster.
 PAPER = Preset(
     name="paper",
     # cnn was planned at 8 trials; its measured trial time (~15 min at one
