@@ -90,3 +90,15 @@ def make_model(name: str, *, random_state=None, **params) -> BaseEstimator:
     except ValueError as exc:  # e.g. a step replaced by something without that parameter
         raise ValueError(f"Could not set {params} on model {name!r}: {exc}") from exc
     return model
+
+
+def model_steps(name: str) -> list[str]:
+    """``["rbm: BernoulliRBM", "scale: StandardScaler", "clf: FNNClassifier"]``: what ``name`` is built from.
+
+    Stored with each study, so that a study tuned on one make-up of a model is
+    not continued on another (see ``rbmlib.tuning.study.load_study``).
+    """
+    model = make_model(name)
+    steps = model.steps if isinstance(model, Pipeline) else [(name, model)]
+    return [f"{step}: {type(est).__name__}" for step, est in steps]
+

@@ -13,7 +13,7 @@ import pytest
 from optuna.trial import TrialState
 from tuning_helpers import TINY
 
-from rbmlib import data, paths
+from rbmlib import data, models, paths
 from rbmlib.cli import main
 from rbmlib.models import MODEL_NAMES, make_model
 from rbmlib.nets import TorchClassifier
@@ -125,6 +125,14 @@ def test_a_study_tuned_under_other_fixed_settings_is_refused(splits):
     with pytest.raises(ValueError, match=r"rbm__n_iter.*Delete or move that study"):
         load_study("rbm-lr", longer)
     assert len(load_study("rbm-lr", TINY).trials) == 1  # the study itself is untouched
+
+
+def test_a_study_tuned_on_another_make_up_of_the_model_is_refused(splits, monkeypatch):
+    tune("rbm-lr", TINY, n_trials=1, splits=splits, show_progress_bar=False)
+    scaled = lambda: models._rbm_pipeline(models._logistic_regression(), scale=True)  # noqa: E731
+    monkeypatch.setitem(models._BUILDERS, "rbm-lr", scaled)
+    with pytest.raises(ValueError, match=r"steps was .*is now .*scale: StandardScaler"):
+        load_study("rbm-lr", TINY)
 
 
 def test_pruned_trials_are_recorded_with_their_reason(splits):

@@ -24,6 +24,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from rbmlib import paths
+from rbmlib.models import model_steps
 from rbmlib.tuning.objective import Objective, Splits
 from rbmlib.tuning.presets import get_preset
 from rbmlib.tuning.tracking import TrialLogger, default_tracking_uri, ensure_experiment
@@ -132,27 +133,36 @@ def load_study(model: str, preset, *, storage: str | None = None, seed: int = 0,
         # Tags of every MLflow run in the experiment (tag_study_user_attrs=True).
         study.set_user_attr("model", model)
         study.set_user_attr("preset", preset.name)
-        study.set_user_attr("fixed_params", preset.fixed_params(model))
         study.set_user_attr("train_seed", preset.train_seed)
-    _check_fixed_params(study, preset, model, url)
+        for key, value in _setup(preset, model).items():
+            study.set_user_attr(key, value)
+    _check_setup(study, preset, model, url)
     return study
 
 
-def _check_fixed_params(study: optuna.Study, preset, model: str, url: str) -> None:
-    """Refuse a study whose trials ran under other fixed settings than the preset's now.
+def _setup(preset, model: str) -> dict:
+    """What a study's trials depend on besides their parameters: fixed settings and model steps."""
+    return {"fixed_params": preset.fixed_params(model), "steps": model_steps(model)}
+
+
+def _check_setup(study: optuna.Study, preset, model: str, url: str) -> None:
+    """Refuse a study whose trials ran under another set-up than the one the code gives now.
 
     Its trials would not compare with new ones (say, RBMs trained for 10 epochs
-    beside RBMs trained for 20), and the final refit would use the new settings
-    with parameters chosen under the old.
+    beside RBMs trained for 20, or a network given raw features beside one
+    given standardised features), and the final refit would use the new set-up
+    with parameters chosen under the old. A study from before a key was stored
+    is not checked on that key.
     """
-    stored = study.user_attrs.get("fixed_params")
-    if stored is None or stored == preset.fixed_params(model):
-        return
-    raise ValueError(
-        f"Study {study.study_name!r} in {url} was tuned with fixed parameters {stored}, but "
-        f"preset {preset.name!r} now fixes {preset.fixed_params(model)}. Delete or move that "
-        "study (for the default storage, its .db file) to tune afresh, or restore the preset."
-    )
+    changed = {key: (study.user_attrs[key], now) for key, now in _setup(preset, model).items()
+               if key in study.user_attrs and study.user_attrs[key] != now}
+    if changed:
+        lines = "; ".join(f"{key} was {old}, is now {now}" for key, (old, now) in changed.items())
+        raise ValueError(
+            f"Study {study.study_name!r} in {url} was tuned under another set-up ({lines}). Delete "
+            "or move that study (for the default storage, its .db file) to tune afresh, or "
+            "restore the preset or model."
+        )
 
 
 def n_finished(study: optuna.Study) -> int:
