@@ -14,7 +14,7 @@ The project's target counts 8 * V * H flops per CD-1 sample (four matrix
 products), so ``gflops`` and ``fraction_of_peak`` use that count and ``peak /
 (8 V H)`` is the plotted limit. CD-1 in fact performs five products' worth, 10 *
 V * H (the weight gradient sums over the data rows and the model rows), so the
-true share of the peak is 10/8 of ``fraction_of_peak``; ``rbmlib.speed.targets``
+true share of the peak is 10/8 of ``fraction_of_peak``; ``rbmlib.report.speed.targets``
 shows both.
 
 Run:  python benchmarks/rbm_speed.py            (writes results/benchmarks/rbm_speed.{csv,png})
@@ -35,8 +35,9 @@ import torch
 import torch.nn.functional as F
 from sklearn.neural_network import BernoulliRBM as SklearnRBM
 
-from rbmlib import BernoulliRBM, data, paths, speed
-from rbmlib._torch_utils import resolve_device
+from rbmlib import BernoulliRBM, data, paths
+from rbmlib.report import speed
+from rbmlib._device import resolve_device
 
 N_VISIBLE = 784
 

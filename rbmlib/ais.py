@@ -30,7 +30,7 @@ from numbers import Integral
 import numpy as np
 import torch
 
-from rbmlib._torch_utils import make_generator, resolve_device, torch_dtype_for
+from rbmlib._device import make_generator, resolve_device, torch_dtype_for
 
 # Salakhutdinov & Murray's schedule: steps of 1e-3 on [0, 0.5], 1e-4 on [0.5, 0.9]
 # and 1e-5 on [0.9, 1], i.e. 500 + 4000 + 10000 intervals. The distributions change

@@ -10,25 +10,23 @@ from __future__ import annotations
 
 import copy
 import time
+from numbers import Integral, Real
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_consistent_length, check_is_fitted
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_consistent_length, check_is_fitted, validate_data
 from torch import nn
 
-from rbmlib._torch_utils import make_generator, resolve_device
+from rbmlib._device import make_generator, resolve_device
 from rbmlib.metrics import evaluate
 
-try:  # scikit-learn >= 1.6
-    from sklearn.utils.validation import validate_data as _sk_validate_data
-except ImportError:  # pragma: no cover - older scikit-learn
-    _sk_validate_data = None
 
 IMAGE_SIDE = 28  # Fashion-MNIST images are 28x28, flattened to 784 features
 _PREDICT_BATCH = 4096  # inference batch: only memory matters, not the result
@@ -151,6 +149,21 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         Validation accuracy at ``best_epoch_``.
     """
 
+    _parameter_constraints: dict = {
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "n_iter": [Interval(Integral, 1, None, closed="left")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "device": [str, torch.device],  # resolve_device says what this machine has
+        "verbose": ["verbose"],
+        "random_state": ["random_state"],
+        "callback": [callable, None],
+    }
+
     def _build_module(self, n_features: int, n_classes: int) -> nn.Module:
         raise NotImplementedError
 
@@ -161,27 +174,11 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
 
     def _validate(self, X, y="no_validation", reset=False):
         """scikit-learn's checks (finite, 2-D, n_features_in_); float32 stays float32."""
-        X, y = _to_numpy(X), _to_numpy(y)
-        kwargs = dict(dtype=[np.float32, np.float64], reset=reset)
-        if _sk_validate_data is not None:
-            return _sk_validate_data(self, X, y, **kwargs)
-        return self._validate_data(X, y, **kwargs)  # pragma: no cover - scikit-learn < 1.6
-
-    def _check_params(self) -> None:
-        for name in ("learning_rate", "batch_size", "n_iter", "n_iter_no_change"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}.")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}.")
-        if not 0.0 < self.validation_fraction < 1.0:
-            raise ValueError(
-                f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}."
-            )
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}.")
+        return validate_data(self, _to_numpy(X), _to_numpy(y), dtype=[np.float32, np.float64], reset=reset)
 
     # ---- fit
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, *, eval_set=None):
         """Train the network with Adam on cross-entropy.
 
@@ -200,7 +197,6 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         -------
         self
         """
-        self._check_params()
         X, y = self._validate(X, y, reset=True)
         self._check_n_features(self.n_features_in_)
         check_classification_targets(y)
@@ -316,14 +312,15 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
     def _logits(self, X_t: torch.Tensor) -> torch.Tensor:
         """Eval-mode logits of float32 ``X_t`` (on the module's device), batched.
 
-        Returns a float64 CPU tensor of shape (n_samples, n_classes).
+        Returns a float32 CPU tensor of shape (n_samples, n_classes): the
+        precision the network computes in. Widening it to float64 would claim
+        digits that float32 rounding (which depends on the batch size on some
+        CPUs) does not have.
         """
         self.module_.eval()
-        out = [
-            self.module_(X_t[i:i + _PREDICT_BATCH]).double().cpu()
-            for i in range(0, X_t.shape[0], _PREDICT_BATCH)
-        ]
-        return torch.cat(out) if out else torch.zeros((0, len(self.classes_)), dtype=torch.float64)
+        out = [self.module_(X_t[i:i + _PREDICT_BATCH]).float().cpu()
+               for i in range(0, X_t.shape[0], _PREDICT_BATCH)]
+        return torch.cat(out) if out else torch.zeros((0, len(self.classes_)), dtype=torch.float32)
 
     def _predict_on(self, X_t: torch.Tensor) -> np.ndarray:
         return self.classes_[self._logits(X_t).argmax(dim=1).numpy()]
@@ -347,7 +344,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
 
         Returns
         -------
-        ndarray of shape (n_samples, n_classes) or (n_samples,) for binary problems
+        ndarray of float32, shape (n_samples, n_classes) or (n_samples,) for binary problems
         """
         logits = self._decision(X)
         if logits.shape[1] == 2:
@@ -363,7 +360,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
 
         Returns
         -------
-        ndarray of shape (n_samples, n_classes), columns in ``classes_`` order
+        ndarray of float32, shape (n_samples, n_classes), columns in ``classes_`` order
         """
         return torch.softmax(self._decision(X), dim=1).numpy()
 
@@ -382,7 +379,14 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         return state
 
 
-_TAIL_DOC = """
+class FNNClassifier(TorchClassifier):
+    """Feed-forward network with one hidden ReLU layer.
+
+    Parameters
+    ----------
+    hidden_units : int, default=256
+    dropout : float, default=0.0
+        Dropout after the hidden layer.
     learning_rate : float, default=1e-3
         Adam step size.
     batch_size : int, default=128
@@ -413,18 +417,12 @@ _TAIL_DOC = """
     -----
     Fitted attributes (``classes_``, ``module_``, ``history_``, ``n_iter_``,
     ``best_epoch_``, ``best_val_accuracy_``) are described in ``TorchClassifier``.
-"""
-
-
-class FNNClassifier(TorchClassifier):
-    """Feed-forward network with one hidden ReLU layer.
-
-    Parameters
-    ----------
-    hidden_units : int, default=256
-    dropout : float, default=0.0
-        Dropout after the hidden layer.
     """
+
+    _parameter_constraints: dict = {
+        **TorchClassifier._parameter_constraints,
+        "hidden_units": [Interval(Integral, 1, None, closed="left")],
+    }
 
     def __init__(self, hidden_units=256, dropout=0.0, learning_rate=1e-3, batch_size=128,
                  n_iter=20, weight_decay=0.0, early_stopping=False, validation_fraction=0.1,
@@ -460,7 +458,43 @@ class CNNClassifier(TorchClassifier):
         Width of the first dense layer.
     dropout : float, default=0.25
         Dropout after the first dense layer.
+    learning_rate : float, default=1e-3
+        Adam step size.
+    batch_size : int, default=128
+    n_iter : int, default=20
+        Number of epochs (the same word as the RBM's).
+    weight_decay : float, default=0.0
+        Adam's L2 penalty.
+    early_stopping : bool, default=False
+        Stop when validation accuracy has not improved for ``n_iter_no_change``
+        epochs and keep the best epoch's weights.
+    validation_fraction : float, default=0.1
+        Stratified share of the training data held out when early stopping
+        without an ``eval_set``.
+    n_iter_no_change : int, default=5
+    device : str or torch.device, default="auto"
+        "auto" picks cuda, then mps, then cpu.
+    verbose : int, default=0
+        Print one line per epoch when > 0.
+    random_state : int, RandomState or None, default=None
+        Seeds initialisation, dropout, shuffling and the validation split.
+        The same value gives identical predictions on the same machine (CPU;
+        GPU kernels need not be bitwise deterministic).
+    callback : callable, default=None
+        ``callback(estimator, epoch_record)`` after every epoch; returning True
+        stops training after that epoch.
+
+    Notes
+    -----
+    Fitted attributes (``classes_``, ``module_``, ``history_``, ``n_iter_``,
+    ``best_epoch_``, ``best_val_accuracy_``) are described in ``TorchClassifier``.
     """
+
+    _parameter_constraints: dict = {
+        **TorchClassifier._parameter_constraints,
+        **{name: [Interval(Integral, 1, None, closed="left")]
+           for name in ("filters1", "filters2", "kernel1", "kernel2", "dense_units")},
+    }
 
     def __init__(self, filters1=32, filters2=64, kernel1=3, kernel2=3, dense_units=600,
                  dropout=0.25, learning_rate=1e-3, batch_size=128, n_iter=20, weight_decay=0.0,
@@ -495,6 +529,3 @@ class CNNClassifier(TorchClassifier):
         return CNN(self.filters1, self.filters2, self.kernel1, self.kernel2,
                    self.dense_units, self.dropout, n_classes)
 
-
-FNNClassifier.__doc__ += _TAIL_DOC
-CNNClassifier.__doc__ += _TAIL_DOC

@@ -32,7 +32,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from rbmlib import partition
 from rbmlib._cd import ContrastiveDivergence
-from rbmlib._torch_utils import make_generator, resolve_device, torch_dtype_for
+from rbmlib._device import make_generator, resolve_device, torch_dtype_for
 
 _MONITOR_ROWS = 1024  # rows used for the per-epoch curves: enough for a smooth mean, cheap
 _CHUNK_ROWS = 8192  # rows per block in transform & co., to bound temporary memory

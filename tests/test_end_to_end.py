@@ -8,12 +8,9 @@ from rbmlib import BernoulliRBM, data, metrics
 
 
 @pytest.fixture(scope="module")
-def subset():
-    try:
-        train = data.load_split("train", subset=3000, download=False)
-        val = data.load_split("val", subset=1000, download=False)
-    except data.DataError as exc:
-        pytest.skip(f"Fashion-MNIST is not available here: {exc}")
+def subset(fashion_mnist):
+    train = data.load_split("train", subset=3000, download=False)
+    val = data.load_split("val", subset=1000, download=False)
     return train, val
 
 

@@ -30,9 +30,9 @@ TINY = dataclasses.replace(
     val_subset=200,
     trainval_subset=300,
     test_subset=200,
-    max_epochs={"fnn": 2, "cnn": 1, "rbm-fnn": 2},
-    rbm_n_iter=1,
-    rbm_units=(8, 16, 8),
+    n_iter={"fnn": 2, "cnn": 1, "rbm-fnn": 2},
+    rbm__n_iter=1,
+    rbm__n_components=(8, 16, 8),
     heartbeat_interval=1,  # a killed worker's trial is declared dead after 2 s
 )
 

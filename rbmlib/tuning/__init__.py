@@ -12,7 +12,7 @@ trials), ``evaluate`` (the test split, once). The command line is ``rbmlib
 tune | evaluate | summary`` (``rbmlib.cli``).
 """
 
-from rbmlib.tuning.evaluate import evaluate, summarize
+from rbmlib.tuning.refit import evaluate, summarize
 from rbmlib.tuning.presets import PRESETS, Preset, get_preset
 from rbmlib.tuning.study import load_study, tune
 

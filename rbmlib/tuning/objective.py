@@ -1,6 +1,6 @@
 """The objective: train on the training split, score on the validation split.
 
-The test split is never loaded here; :mod:`rbmlib.tuning.evaluate` touches it
+The test split is never loaded here; :mod:`rbmlib.tuning.refit` touches it
 once, after tuning. The objective returns validation accuracy and keeps the
 rest as trial user attributes, which the MLflow callback then logs:
 
@@ -37,11 +37,10 @@ import optuna
 from tqdm.auto import tqdm
 
 from rbmlib import data, metrics
-from rbmlib.models import make_model
-from rbmlib.tuning.rbm_cache import FeatureCache, data_fingerprint, fit_rbm, rbm_key
+from rbmlib.models import get_model, make_model
+from rbmlib.tuning.rbm_cache import FeatureCache, data_fingerprint, fit_feature_steps, fit_rbm, rbm_key
 from rbmlib.tuning.spaces import SPACES
 
-_NETS = ("fnn", "cnn")
 _CURVE_KEYS = ("epoch", "train_loss", "val_accuracy", "val_macro_f1")
 _RBM_CURVE_KEYS = ("epoch", "reconstruction_error", "pseudo_likelihood")
 
@@ -110,8 +109,7 @@ class Objective:
     """
 
     def __init__(self, model: str, preset, splits: Splits | None = None, cache_dir=None):
-        if model not in SPACES:
-            raise ValueError(f"Unknown model {model!r}; valid names are {', '.join(SPACES)}.")
+        get_model(model)  # a clear error for an unknown name
         self.model, self.preset = model, preset
         self.splits = splits if splits is not None else Splits.load(preset)
         self.cache_dir = cache_dir
@@ -120,7 +118,7 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         params = SPACES[self.model](trial, self.preset)
-        estimator = make_model(self.model, random_state=self.preset.train_seed,
+        estimator = make_model(self.model, random_state=self.preset.random_state,
                                **self.preset.fixed_params(self.model), **params)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         start = time.perf_counter()
@@ -136,19 +134,14 @@ class Objective:
 
     # ------------------------------------------------------------------ fitting
     def _fit_and_score(self, trial, estimator) -> dict:
-        s = self.splits
-        if self.model == "lr":
-            return self._fit_lr(trial, estimator, s.X, s.X_val)
-        if self.model in _NETS:
-            return self._fit_net(trial, estimator, s.X, s.X_val)
-        F, F_val = self._rbm_features(trial, estimator.named_steps["rbm"])
-        if len(estimator) > 2:  # a step between RBM and classifier (rbm-fnn's scaler)
-            middle = estimator[1:-1]
-            F, F_val = middle.fit_transform(F), middle.transform(F_val)
-        clf = estimator[-1]
-        if self.model == "rbm-lr":
-            return self._fit_lr(trial, clf, F, F_val)
-        return self._fit_net(trial, clf, F, F_val)
+        spec = get_model(self.model)
+        X, X_val, clf = self.splits.X, self.splits.X_val, estimator
+        if spec.uses_rbm:
+            X, X_val = fit_feature_steps(estimator, X, X_val=X_val,
+                                         features=lambda rbm, *_: self._rbm_features(trial, rbm))
+            clf = estimator[-1]
+        fit = self._fit_net if spec.has_epochs else self._fit_lr
+        return fit(trial, clf, X, X_val)
 
     def _fit_lr(self, trial, clf, X, X_val) -> dict:
         clf.fit(X, self.splits.y)
@@ -176,7 +169,7 @@ class Objective:
         return {"accuracy": best["val_accuracy"], "macro_f1": best["val_macro_f1"]}
 
     def _rbm_features(self, trial, rbm):
-        """(features of X, features of X_val), from memory, the disk cache or training."""
+        """(fitted RBM, features of X, features of X_val), from memory, the disk cache or training."""
         if self._X_fingerprint is None:
             self._X_fingerprint = data_fingerprint(self.splits.X)
         key = rbm_key(rbm, self._X_fingerprint)
@@ -188,10 +181,9 @@ class Objective:
                       leave=False, disable=None) as bar:
                 rbm.set_params(callback=lambda _rbm, _record: _tick(bar))
                 fitted, cached = fit_rbm(rbm, self.splits.X, key=key, cache_dir=self.cache_dir)
-            entry = (fitted.transform(self.splits.X), fitted.transform(self.splits.X_val),
-                     fitted.history_)
+            entry = (fitted, fitted.transform(self.splits.X), fitted.transform(self.splits.X_val))
             self._features.put(key, entry)
-        F, F_val, history = entry
+        fitted, F, F_val = entry
         trial.set_user_attr("rbm_cached", cached)
-        trial.set_user_attr("rbm_history", _records(history, _RBM_CURVE_KEYS))
-        return F, F_val
+        trial.set_user_attr("rbm_history", _records(fitted.history_, _RBM_CURVE_KEYS))
+        return fitted, F, F_val

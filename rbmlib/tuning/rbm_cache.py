@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +91,50 @@ def fit_rbm(rbm, X, *, key: str | None = None, cache_dir: Path | None = None):
              intercept_visible=rbm.intercept_visible_, history=json.dumps(rbm.history_))
     os.replace(tmp, path)
     return rbm, False
+
+
+def _fit_and_transform(rbm, X, X_val, *, cache_dir=None):
+    """The default feature source of :func:`fit_feature_steps`: the disk cache, then ``transform``."""
+    fitted, _ = fit_rbm(rbm, X, cache_dir=cache_dir)
+    return fitted, fitted.transform(X), None if X_val is None else fitted.transform(X_val)
+
+
+def fit_feature_steps(pipeline, X, *, X_val=None, features=None, cache_dir=None):
+    """Fit every step of an RBM pipeline except its classifier; return the classifier's inputs.
+
+    The RBM (step ``rbm``, first) is trained through the cache, and the fitted
+    (or loaded) RBM is put back into ``pipeline``; the steps between it and the
+    classifier (``rbm-fnn``'s scaler) are fitted on the features of X and
+    applied to those of X_val. Fit ``pipeline[-1]`` on the result and the
+    pipeline predicts end to end. The objective and the final refit both fit
+    their pipelines through here.
+
+    Parameters
+    ----------
+    pipeline : sklearn.pipeline.Pipeline
+        ``rbm -> [...] -> clf``, unfitted.
+    X : ndarray of shape (n_samples, n_features)
+    X_val : ndarray of shape (n_val, n_features), optional
+    features : callable, optional
+        ``features(rbm, X, X_val) -> (fitted_rbm, F, F_val)``, for a caller that
+        keeps features in memory too (the objective); default: :func:`fit_rbm` and ``transform``.
+    cache_dir : path-like, optional
+        For the default ``features``.
+
+    Returns
+    -------
+    F : ndarray of shape (n_samples, n_out)
+    F_val : ndarray of shape (n_val, n_out) or None
+    """
+    if features is None:
+        features = partial(_fit_and_transform, cache_dir=cache_dir)
+    fitted, F, F_val = features(pipeline.named_steps["rbm"], X, X_val)
+    pipeline.steps[0] = ("rbm", fitted)
+    if len(pipeline) > 2:  # an empty Pipeline cannot be fitted, so only when there are middle steps
+        middle = pipeline[1:-1]  # a slice shares its steps with the pipeline
+        F = middle.fit_transform(F)
+        F_val = None if F_val is None else middle.transform(F_val)
+    return F, F_val
 
 
 class FeatureCache:

@@ -77,7 +77,7 @@ def cnn(trial: optuna.Trial, preset) -> dict:
 def _rbm(trial: optuna.Trial, preset) -> dict:
     """The RBM's parameters, under the pipeline step name ``rbm__``."""
     # The range of sizes is the preset's: the study's 384-8192, cut to what its budget allows.
-    low, high, step = preset.rbm_units
+    low, high, step = preset.rbm__n_components
     return {
         "rbm__n_components": trial.suggest_int("rbm__n_components", low, high, step=step),
         "rbm__learning_rate": trial.suggest_float("rbm__learning_rate", **_RBM_LEARNING_RATE),

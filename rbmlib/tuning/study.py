@@ -24,7 +24,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from rbmlib import paths
-from rbmlib.models import model_steps
+from rbmlib.models import get_model, model_steps
 from rbmlib.tuning.objective import Objective, Splits
 from rbmlib.tuning.presets import get_preset
 from rbmlib.tuning.tracking import TrialLogger, default_tracking_uri, ensure_experiment
@@ -109,7 +109,7 @@ def load_study(model: str, preset, *, storage: str | None = None, seed: int = 0,
         raise KeyError(f"No study {name!r}: {paths.study_db(preset.name, model)} does not exist.")
     url = storage or default_storage(preset.name, model)
     pruner = pruner or optuna.pruners.MedianPruner(
-        n_startup_trials=preset.pruner_startup_trials, n_warmup_steps=preset.pruner_warmup_epochs
+        n_startup_trials=preset.pruner_n_startup_trials, n_warmup_steps=preset.pruner_n_warmup_steps
     )
     for attempt in range(5):
         try:  # two workers creating the tables of a fresh database can race; retry
@@ -127,13 +127,13 @@ def load_study(model: str, preset, *, storage: str | None = None, seed: int = 0,
                 raise
             time.sleep(1 + attempt)
     study.sampler = sampler or optuna.samplers.TPESampler(
-        seed=seed * 100_003 + len(study.trials), n_startup_trials=preset.tpe_startup_trials
+        seed=seed * 100_003 + len(study.trials), n_startup_trials=preset.sampler_n_startup_trials
     )
     if create and not study.user_attrs:
         # Tags of every MLflow run in the experiment (tag_study_user_attrs=True).
         study.set_user_attr("model", model)
         study.set_user_attr("preset", preset.name)
-        study.set_user_attr("train_seed", preset.train_seed)
+        study.set_user_attr("random_state", preset.random_state)
         for key, value in _setup(preset, model).items():
             study.set_user_attr(key, value)
     _check_setup(study, preset, model, url)
@@ -170,14 +170,14 @@ def n_finished(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=FINISHED))
 
 
-def warm_start(study: optuna.Study, preset, *, storage: str | None = None) -> list[dict]:
-    """Queue the best RBMs of the ``rbm-lr`` study as the first trials of ``rbm-fnn``.
+def warm_start(study: optuna.Study, model: str, preset, *, storage: str | None = None) -> list[dict]:
+    """Queue the best RBMs of the study of ``model``'s ``warm_start_from`` as the first trials of ``study``.
 
     The RBM is the expensive part of both RBM models, and those RBMs are already
     trained and cached: the queued trials fix only the ``rbm__`` parameters
-    (TPE draws the network's), so they cost a network fit each, and the two
+    (TPE draws the classifier's), so they cost a classifier fit each, and the two
     classifiers can be compared on the same features. Uses only validation
-    scores. Does nothing if there is no complete ``rbm-lr`` trial.
+    scores. Does nothing if that study has no complete trial.
 
     Returns
     -------
@@ -186,7 +186,8 @@ def warm_start(study: optuna.Study, preset, *, storage: str | None = None) -> li
     """
     preset = get_preset(preset)
     try:
-        source = load_study("rbm-lr", preset, storage=storage, create=False)
+        source = load_study(get_model(model).warm_start_from, preset,
+                            storage=storage, create=False)
     except KeyError:
         return []
     ranked = sorted(source.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
@@ -222,7 +223,7 @@ def tune(model: str, preset, *, n_trials: int | None = None, storage: str | None
         MLflow tracking URI; default the preset's ``mlflow.db``.
     seed : int
         Seeds the sampler (see :func:`load_study`); models train with the
-        preset's ``train_seed`` whatever it is, so trials compare like with like.
+        preset's ``random_state`` whatever it is, so trials compare like with like.
     splits : Splits, optional
         Training and validation data (default: loaded from the preset).
     sampler, pruner : optional
@@ -240,8 +241,8 @@ def tune(model: str, preset, *, n_trials: int | None = None, storage: str | None
     remaining = target - n_finished(study)
     if remaining <= 0:
         return study
-    if model == "rbm-fnn":
-        warm_start(study, preset, storage=storage)
+    if get_model(model).warm_start_from:
+        warm_start(study, model, preset, storage=storage)
     if tracking_uri is None:
         tracking_uri = default_tracking_uri(preset.name)
         ensure_experiment(tracking_uri, study.study_name, paths.preset_dir(preset.name) / "mlartifacts")

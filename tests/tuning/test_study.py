@@ -18,7 +18,7 @@ from rbmlib.cli import main
 from rbmlib.models import MODEL_NAMES, make_model
 from rbmlib.nets import TorchClassifier
 from rbmlib.rbm import BernoulliRBM
-from rbmlib.tuning.evaluate import SUMMARY_COLUMNS, evaluate, read_predictions, summarize
+from rbmlib.tuning.refit import SUMMARY_COLUMNS, evaluate, read_predictions, summarize
 from rbmlib.tuning import rbm_cache
 from rbmlib.tuning.objective import Splits
 from rbmlib.tuning.spaces import SPACES
@@ -30,11 +30,8 @@ REQUIRED_SUMMARY = ["model", "n_trials", "best_val_accuracy", "test_accuracy_mea
 
 
 @pytest.fixture(scope="module")
-def splits():
-    try:
-        return Splits.load(TINY)
-    except data.DataError as exc:
-        pytest.skip(f"Fashion-MNIST is not available here: {exc}")
+def splits(fashion_mnist):
+    return Splits.load(TINY)
 
 
 @pytest.fixture(scope="module")
@@ -82,14 +79,14 @@ def test_study_runs_and_logs_every_trial_to_mlflow(splits):
     trials = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
     assert len(trials) == 2
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    assert complete, "the pruner may not prune the first trial (pruner_startup_trials=1)"
+    assert complete, "the pruner may not prune the first trial (pruner_n_startup_trials=1)"
     t = complete[0]
     assert 0 <= t.value <= 1 and 0 <= t.user_attrs["val_macro_f1"] <= 1
     # The best epoch is the first epoch of highest validation accuracy in the recorded curve.
     history = t.user_attrs["history"]
     best = max(history, key=lambda r: r["val_accuracy"])
     assert t.user_attrs["best_epoch"] == best["epoch"]
-    assert len(history) <= TINY.max_epochs["rbm-fnn"]
+    assert len(history) <= TINY.n_iter["rbm-fnn"]
 
     client, runs = _runs("tiny/rbm-fnn")
     assert sorted(r.info.run_name for r in runs) == sorted(str(t.number) for t in trials)
@@ -121,7 +118,7 @@ def test_resume_keeps_finished_trials_and_adds_only_the_missing_ones(splits):
 
 def test_a_study_tuned_under_other_fixed_settings_is_refused(splits):
     tune("rbm-lr", TINY, n_trials=1, splits=splits, show_progress_bar=False)
-    longer = dataclasses.replace(TINY, rbm_n_iter=TINY.rbm_n_iter + 1)
+    longer = dataclasses.replace(TINY, rbm__n_iter=TINY.rbm__n_iter + 1)
     with pytest.raises(ValueError, match=r"rbm__n_iter.*Delete or move that study"):
         load_study("rbm-lr", longer)
     assert len(load_study("rbm-lr", TINY).trials) == 1  # the study itself is untouched
@@ -130,7 +127,7 @@ def test_a_study_tuned_under_other_fixed_settings_is_refused(splits):
 def test_a_study_tuned_on_another_make_up_of_the_model_is_refused(splits, monkeypatch):
     tune("rbm-lr", TINY, n_trials=1, splits=splits, show_progress_bar=False)
     scaled = lambda: models._rbm_pipeline(models._logistic_regression(), scale=True)  # noqa: E731
-    monkeypatch.setitem(models._BUILDERS, "rbm-lr", scaled)
+    monkeypatch.setitem(models.MODELS, "rbm-lr", dataclasses.replace(models.MODELS["rbm-lr"], build=scaled))
     with pytest.raises(ValueError, match=r"steps was .*is now .*scale: StandardScaler"):
         load_study("rbm-lr", TINY)
 
@@ -183,15 +180,15 @@ def test_trials_with_the_same_rbm_train_it_once(splits, monkeypatch):
     assert first.user_attrs["rbm_cached"] and len(fits) == 1
 
     # A new process finds it on disk, with the same weights.
-    estimator = make_model("rbm-lr", random_state=TINY.train_seed, rbm__n_iter=TINY.rbm_n_iter, **rbm)
+    estimator = make_model("rbm-lr", random_state=TINY.random_state, rbm__n_iter=TINY.rbm__n_iter, **rbm)
     loaded, cached = rbm_cache.fit_rbm(estimator.named_steps["rbm"], splits.X)
     assert cached and len(fits) == 1
-    trained = make_model("rbm-lr", random_state=TINY.train_seed, rbm__n_iter=TINY.rbm_n_iter,
+    trained = make_model("rbm-lr", random_state=TINY.random_state, rbm__n_iter=TINY.rbm__n_iter,
                          **rbm).named_steps["rbm"].fit(splits.X)
     np.testing.assert_array_equal(loaded.transform(splits.X_val), trained.transform(splits.X_val))
 
 
-def test_tuning_never_reads_the_test_split_and_evaluation_writes_the_summary(monkeypatch):
+def test_tuning_never_reads_the_test_split_and_evaluation_writes_the_summary(monkeypatch, fashion_mnist):
     load_split = data.load_split
 
     def no_test(split="train", **kwargs):
@@ -199,11 +196,8 @@ def test_tuning_never_reads_the_test_split_and_evaluation_writes_the_summary(mon
         return load_split(split, **kwargs)
 
     monkeypatch.setattr(data, "load_split", no_test)
-    try:
-        for model in ("lr", "fnn"):
-            tune(model, TINY, show_progress_bar=False)  # loads its own data through load_split
-    except data.DataError as exc:
-        pytest.skip(f"Fashion-MNIST is not available here: {exc}")
+    for model in ("lr", "fnn"):
+        tune(model, TINY, show_progress_bar=False)  # loads its own data through load_split
     monkeypatch.setattr(data, "load_split", load_split)
 
     evaluate(["lr", "fnn"], TINY, seeds=[0])
@@ -250,11 +244,8 @@ def test_a_study_tuned_afresh_is_evaluated_afresh(splits):
     assert old["refit_params"].iloc[0] == new["refit_params"].iloc[0]
 
 
-def test_command_line_tunes_evaluates_and_summarises_the_smoke_preset(capsys):
-    try:
-        assert main(["tune", "--model", "lr", "--preset", "smoke", "--n-trials", "1"]) == 0
-    except data.DataError as exc:
-        pytest.skip(f"Fashion-MNIST is not available here: {exc}")
+def test_command_line_tunes_evaluates_and_summarises_the_smoke_preset(capsys, fashion_mnist):
+    assert main(["tune", "--model", "lr", "--preset", "smoke", "--n-trials", "1"]) == 0
     assert main(["evaluate", "--model", "lr", "--preset", "smoke"]) == 0
     assert main(["summary", "--preset", "smoke"]) == 0
     out = capsys.readouterr().out

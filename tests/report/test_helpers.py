@@ -14,7 +14,8 @@ import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from scipy.special import expit  # noqa: E402
 
-from rbmlib import BernoulliRBM, anatomy, explore, plots, report, tables  # noqa: E402
+from rbmlib import BernoulliRBM  # noqa: E402
+from rbmlib.report import anatomy, explore, pipeline, plots, tables
 
 NAMES = tuple(f"class {i}" for i in range(10))
 
@@ -234,11 +235,11 @@ def test_every_plot_returns_a_figure(cd_curves):
 # ----------------------------------------------------------------------------- report
 
 def test_presets_load():
-    for preset in report.PRESETS:
-        assert isinstance(report.load_parameters(preset), dict)
-    assert report.load_parameters("paper")["01_exploration"]["tsne_n"] is None
+    for preset in pipeline.PRESETS:
+        assert isinstance(pipeline.load_parameters(preset), dict)
+    assert pipeline.load_parameters("paper")["01_exploration"]["tsne_n"] is None
     with pytest.raises(ValueError, match="preset"):
-        report.load_parameters("poster")
+        pipeline.load_parameters("poster")
 
 
 def _write_notebook(path, source="x = 1"):
@@ -250,30 +251,30 @@ def _write_notebook(path, source="x = 1"):
 def test_stale_reason_tracks_source_and_parameters_not_file_times(tmp_path):
     source = _write_notebook(tmp_path / "01_demo.ipynb")
     executed = tmp_path / "executed.ipynb"
-    assert report.stale_reason(source, executed, {}) == "no executed copy yet"
+    assert pipeline.stale_reason(source, executed, {}) == "no executed copy yet"
     nb = nbformat.read(source, as_version=4)
     nb.metadata["rbm-report"] = {"preset": "paper", "parameters": {"a": [1, 2], "b": None},
-                                 "source_sha256": report.source_digest(source)}
+                                 "source_sha256": pipeline.source_digest(source)}
     nbformat.write(nb, executed)
-    assert report.stale_reason(source, executed, {"a": [1, 2], "b": None}) is None
-    assert report.stale_reason(source, executed, {"a": [1, 3], "b": None}) == "parameters changed"
+    assert pipeline.stale_reason(source, executed, {"a": [1, 2], "b": None}) is None
+    assert pipeline.stale_reason(source, executed, {"a": [1, 3], "b": None}) == "parameters changed"
     _write_notebook(source, "x = 2")
-    assert report.stale_reason(source, executed, {"a": [1, 2], "b": None}) == "source changed"
+    assert pipeline.stale_reason(source, executed, {"a": [1, 2], "b": None}) == "source changed"
 
 
 def test_source_digest_ignores_outputs_and_metadata(tmp_path):
     path = _write_notebook(tmp_path / "nb.ipynb")
-    before = report.source_digest(path)
+    before = pipeline.source_digest(path)
     content = json.loads(path.read_text())
     content["metadata"]["anything"] = 1
     content["cells"][0]["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "1"}]
     path.write_text(json.dumps(content))
-    assert report.source_digest(path) == before
+    assert pipeline.source_digest(path) == before
 
 
 def test_missing_quarto_is_explained(monkeypatch, capsys):
-    monkeypatch.setattr(report.shutil, "which", lambda name: None)
-    assert report.render_manuscript() is False
+    monkeypatch.setattr(pipeline.shutil, "which", lambda name: None)
+    assert pipeline.render_manuscript() is False
     message = capsys.readouterr().out
     assert "https://quarto.org/docs/get-started/" in message and "notebooks/executed" in message
 
@@ -283,14 +284,14 @@ def test_execute_notebook_keeps_the_old_copy_when_a_cell_fails(tmp_path):
     executed = tmp_path / "out" / "01_fails.ipynb"
     executed.parent.mkdir()
     executed.write_text("previous")
-    with pytest.raises(report.NotebookError, match="boom"):
-        report.execute_notebook(source, executed, {})
+    with pytest.raises(pipeline.NotebookError, match="boom"):
+        pipeline.execute_notebook(source, executed, {})
     assert executed.read_text() == "previous"
     assert (tmp_path / "out" / ".01_fails.failed.ipynb").exists()
 
 
 def test_command_line_help(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        report.main(["--help"])
+        pipeline.main(["--help"])
     assert exit_info.value.code == 0
     assert "--preset" in capsys.readouterr().out

@@ -1,9 +1,9 @@
-"""rbmlib.speed: the benchmark's targets and figure from a table (no timing here)."""
+"""rbmlib.report.speed: the benchmark's targets and figure from a table (no timing here)."""
 
 import pandas as pd
 import pytest
 
-from rbmlib import speed
+from rbmlib.report import speed
 
 
 def _table(cd_1024=0.5, pcd_256=60_000.0, sklearn_256=20_000.0, original=10_000.0):

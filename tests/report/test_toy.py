@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import rbm_reference as ref
-from rbmlib import BernoulliRBM, toy
+from rbmlib import BernoulliRBM
+from rbmlib.report import toy
 
 OBSERVED = ["AC", "B"]  # the two visible patterns of the six data rows
 

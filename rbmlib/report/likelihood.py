@@ -44,7 +44,7 @@ def train_rbms(X, *, sizes, variants, n_iter=20, learning_rate=0.05, batch_size=
     sizes : iterable of int
         Hidden-layer sizes.
     variants : dict of name -> dict of BernoulliRBM parameters
-        E.g. :func:`rbmlib.anatomy.cd_variants`.
+        E.g. :func:`rbmlib.report.anatomy.cd_variants`.
 
     Returns
     -------

@@ -1,4 +1,4 @@
-"""rbmlib.results: the results section's tables and sentences, from a hand-made summary
+"""rbmlib.report.results: the results section's tables and sentences, from a hand-made summary
 and stored predictions (no tuning: every number here is known in advance)."""
 
 import json
@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 from tuning_helpers import TINY
 
-from rbmlib import data, paths, results
-from rbmlib.models import MODEL_NAMES
+from rbmlib import data, paths
+from rbmlib.report import results
+from rbmlib.models import MODEL_NAMES, MODELS
 
 
 def _summary(val, acc_mean, acc_std, n_seeds=3, best_trial=0):
@@ -33,17 +34,17 @@ STD = dict(zip(MODEL_NAMES, [0.0, 0.003, 0.002, 0.001, 0.01]))
 def test_results_table_sets_ours_beside_the_original():
     table = results.results_table(_summary(VAL, MEAN, STD)).set_index("Model")
     assert len(table) == 5
-    lr = table.loc[results.MODEL_LABELS["lr"]]
+    lr = table.loc[MODELS["lr"].label]
     assert lr["Test accuracy (%)"] == "84.50 ± 0.00" and lr["Original accuracy (%)"] == "84.71"
     assert lr["Difference (points)"] == "-0.21"
-    assert table.loc[results.MODEL_LABELS["cnn"], "Validation accuracy (%)"] == "92.00"
+    assert table.loc[MODELS["cnn"].label, "Validation accuracy (%)"] == "92.00"
 
 
 def test_an_unevaluated_model_says_so_instead_of_a_number():
     mean = {**MEAN, "cnn": np.nan}
     std = {**STD, "cnn": np.nan}
     table = results.results_table(_summary(VAL, mean, std)).set_index("Model")
-    assert table.loc[results.MODEL_LABELS["cnn"], "Test accuracy (%)"] == "not evaluated"
+    assert table.loc[MODELS["cnn"].label, "Test accuracy (%)"] == "not evaluated"
 
 
 def test_best_model_is_chosen_on_validation_not_test():
@@ -69,15 +70,12 @@ def test_rbm_effect_difference_and_standard_error():
     assert "best model overall is the CNN (pixels), which does not use RBM features" in conclusion
 
 
-def test_per_class_scores_and_confusion_come_from_the_stored_predictions(tmp_path, monkeypatch):
+def test_per_class_scores_and_confusion_come_from_the_stored_predictions(tmp_path, monkeypatch, fashion_mnist):
     monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path / "results")
-    try:
-        _, y_test = data.load_split("test", subset=TINY.test_subset)
-    except data.DataError as exc:
-        pytest.skip(f"Fashion-MNIST is not available here: {exc}")
+    _, y_test = data.load_split("test", subset=TINY.test_subset)
     summary = _summary(VAL, MEAN, STD)
     for model in ("lr", "cnn"):
-        for seed in TINY.eval_seeds[model]:
+        for seed in TINY.refit_random_states[model]:
             pred = y_test.copy()
             if model == "lr":  # lr gets every shirt wrong; cnn is perfect
                 pred[y_test == data.CLASS_NAMES.index("Shirt")] = 0

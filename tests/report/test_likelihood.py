@@ -1,10 +1,10 @@
-"""rbmlib.likelihood and the toy example's summary: AIS beside the exact value and the
+"""rbmlib.report.likelihood and the toy example's summary: AIS beside the exact value and the
 monitors, on RBMs small enough to check by enumeration."""
 
 import numpy as np
 import pytest
 
-from rbmlib import anatomy, likelihood, toy
+from rbmlib.report import anatomy, likelihood, toy
 from rbmlib.rbm import BernoulliRBM
 
 

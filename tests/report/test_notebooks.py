@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from quarto_cells import quarto_label
-from rbmlib import data, paths, report
+from rbmlib import data, paths
+from rbmlib.report import pipeline
 
-NOTEBOOKS = report.source_notebooks()
+NOTEBOOKS = pipeline.source_notebooks()
 IDS = [nb.stem for nb in NOTEBOOKS]
 MAX_DEF_LINES = 5  # a helper longer than this belongs in rbmlib
 
@@ -120,9 +121,9 @@ def test_kernel_is_the_projects(notebook):
     assert kernelspec["name"] == "rbm-report" and kernelspec["language"] == "python"
 
 
-@pytest.mark.parametrize("preset", report.PRESETS)
+@pytest.mark.parametrize("preset", pipeline.PRESETS)
 def test_preset_files_name_real_notebooks_and_parameters(preset):
-    parameters = report.load_parameters(preset)
+    parameters = pipeline.load_parameters(preset)
     by_name = {nb.stem: nb for nb in NOTEBOOKS}
     assert set(parameters) <= set(by_name), f"{preset}.yml names unknown notebooks"
     for name, values in parameters.items():
@@ -135,27 +136,19 @@ def test_committed_executed_copy_is_current(notebook):
     executed = Path(paths.EXECUTED_DIR) / notebook.name
     if not executed.exists():
         pytest.skip(f"{executed.name} has not been executed yet")
-    params = report.load_parameters("paper").get(notebook.stem, {})
-    reason = report.stale_reason(notebook, executed, params)
+    params = pipeline.load_parameters("paper").get(notebook.stem, {})
+    reason = pipeline.stale_reason(notebook, executed, params)
     assert reason is None, (
         f"notebooks/executed/{notebook.name} is out of date ({reason}): run `make report` "
         "(python -m rbmlib.report) and commit the executed copy")
     assert json.loads(executed.read_text())["metadata"]["rbm-report"]["preset"] == "paper"
 
 
-@pytest.fixture(scope="module")
-def fashion_mnist():
-    try:
-        data.ensure_data(download=False)
-    except data.DataError as exc:
-        pytest.skip(f"Fashion-MNIST is not available here: {exc}")
-
-
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=IDS)
 def test_executes_at_smoke_defaults(notebook, tmp_path, monkeypatch, fashion_mnist):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the kernel inherits it; keeps CI machines responsive
     start = time.perf_counter()
-    executed = report.execute_notebook(notebook, tmp_path / notebook.name, {}, preset="smoke")
+    executed = pipeline.execute_notebook(notebook, tmp_path / notebook.name, {}, preset="smoke")
     seconds = time.perf_counter() - start
     cells = _cells(executed)
     errors = [c.get("id") for c in cells for o in c.get("outputs", []) if o["output_type"] == "error"]

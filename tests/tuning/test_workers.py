@@ -28,17 +28,13 @@ from rbmlib import data, paths
 from rbmlib.tuning.objective import Splits
 from rbmlib.tuning.study import load_study, tune, with_driver
 
-HELPER = Path(__file__).with_name("tuning_helpers.py")
+HELPER = Path(__file__).parents[1] / "tuning_helpers.py"
 
 
 @pytest.fixture(autouse=True)
-def results(tmp_path, monkeypatch):
+def results(tmp_path, monkeypatch, fashion_mnist):
     monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path / "results")
     monkeypatch.setattr(paths, "CACHE_DIR", tmp_path / "results" / "cache")
-    try:
-        data.ensure_data(download=False)
-    except data.DataError as exc:
-        pytest.skip(f"Fashion-MNIST is not available here: {exc}")
     return tmp_path / "results"
 
 

@@ -1,6 +1,6 @@
 """The results section: tables, figures and sentences from ``summary.csv`` and the stored predictions.
 
-Everything here reads what ``rbmlib.tuning.evaluate`` wrote (per-seed rows,
+Everything here reads what ``rbmlib.tuning.refit`` wrote (per-seed rows,
 test predictions, the summary); nothing refits or re-tunes. The best model is
 the one with the best *validation* accuracy, so the test set still decides
 nothing.
@@ -20,18 +20,9 @@ from matplotlib.figure import Figure
 
 from rbmlib import data, metrics
 from rbmlib.data import CLASS_NAMES
-from rbmlib.models import MODEL_NAMES
-from rbmlib.tuning.evaluate import current_rows, read_evaluation, read_predictions
+from rbmlib.models import MODEL_NAMES, MODELS
+from rbmlib.tuning.refit import current_rows, read_evaluation, read_predictions
 from rbmlib.tuning.presets import get_preset
-
-#: How the paper names the five models.
-MODEL_LABELS = {
-    "lr": "Logistic regression (pixels)",
-    "fnn": "Feed-forward network (pixels)",
-    "cnn": "CNN (pixels)",
-    "rbm-lr": "Logistic regression on RBM features",
-    "rbm-fnn": "Feed-forward network on RBM features",
-}
 
 #: The original study's reported test scores (its results table: accuracy in
 #: percent, macro F1), chosen on the test set after 5-epoch training. They are
@@ -41,8 +32,6 @@ ORIGINAL_STUDY = pd.DataFrame(
     index=pd.Index(MODEL_NAMES, name="model"),
 )
 
-#: Classifiers on pixels and on RBM features: (pixels, RBM features).
-RBM_PAIRS = {"Logistic regression": ("lr", "rbm-lr"), "Feed-forward network": ("fnn", "rbm-fnn")}
 
 
 def _mean_std(mean, std, scale=1.0, digits=2) -> str:
@@ -59,7 +48,7 @@ def results_table(summary: pd.DataFrame) -> pd.DataFrame:
     Parameters
     ----------
     summary : DataFrame
-        ``summary.csv`` (``rbmlib.tuning.evaluate.SUMMARY_COLUMNS``).
+        ``summary.csv`` (``rbmlib.tuning.refit.SUMMARY_COLUMNS``).
 
     Returns
     -------
@@ -71,7 +60,7 @@ def results_table(summary: pd.DataFrame) -> pd.DataFrame:
     for model in [m for m in MODEL_NAMES if m in s.index]:
         r, o = s.loc[model], ORIGINAL_STUDY.loc[model]
         rows.append({
-            "Model": MODEL_LABELS[model],
+            "Model": MODELS[model].label,
             "Trials": int(r["n_trials"]),
             "Validation accuracy (%)": f"{r['best_val_accuracy'] * 100:.2f}",
             "Test accuracy (%)": _mean_std(r["test_accuracy_mean"], r["test_accuracy_std"], 100),
@@ -102,7 +91,7 @@ def seed_scores(preset, summary: pd.DataFrame) -> pd.DataFrame:
 
 def _predictions(preset, summary, model) -> dict[int, np.ndarray]:
     row = summary.set_index("model").loc[model]
-    return read_predictions(preset, model, int(row["best_trial"]), get_preset(preset).eval_seeds[model])
+    return read_predictions(preset, model, int(row["best_trial"]), get_preset(preset).refit_random_states[model])
 
 
 def _test_labels(preset) -> np.ndarray:
@@ -134,7 +123,7 @@ def confusion_figure(preset, summary: pd.DataFrame, model: str) -> Figure:
     display = ConfusionMatrixDisplay.from_predictions(
         y_true, y_pred, labels=range(len(CLASS_NAMES)), display_labels=CLASS_NAMES,
         normalize="true", values_format=".2f", cmap="Blues", colorbar=False, xticks_rotation=45)
-    display.ax_.set_title(f"{MODEL_LABELS[model]}, {len(preds)} seeds")
+    display.ax_.set_title(f"{MODELS[model].label}, {len(preds)} seeds")
     display.figure_.set_size_inches(7.5, 6.5)
     display.figure_.tight_layout()
     return display.figure_
@@ -148,7 +137,7 @@ def per_class_f1_figure(f1: pd.DataFrame) -> Figure:
     width = 0.8 / max(len(f1.columns), 1)
     x = np.arange(len(f1.index))
     for i, model in enumerate(f1.columns):
-        ax.bar(x + (i - (len(f1.columns) - 1) / 2) * width, f1[model], width, label=MODEL_LABELS[model])
+        ax.bar(x + (i - (len(f1.columns) - 1) / 2) * width, f1[model], width, label=MODELS[model].label)
     ax.set_xticks(x, f1.index, rotation=30, ha="right")
     ax.set_ylabel("F1 on the test set")
     ax.set_ylim(max(0.0, float(np.nanmin(f1.values)) - 0.05), 1.0)
@@ -167,7 +156,7 @@ def seeds_figure(scores: pd.DataFrame) -> Figure:
         acc = scores.loc[scores["model"] == model, "test_accuracy"].to_numpy() * 100
         ax.scatter(acc, np.full(len(acc), i), alpha=0.7)
         ax.scatter([acc.mean()], [i], marker="|", s=400, color="black")
-    ax.set_yticks(range(len(models)), [MODEL_LABELS[m] for m in models])
+    ax.set_yticks(range(len(models)), [MODELS[m].label for m in models])
     ax.invert_yaxis()
     ax.set_xlabel("test accuracy (%) of each seed; bar: mean")
     fig.tight_layout()
@@ -182,9 +171,11 @@ def rbm_effect(summary: pd.DataFrame) -> pd.DataFrame:
     """
     s = summary.set_index("model")
     rows = []
-    for name, (pixels, rbm) in RBM_PAIRS.items():
-        if pixels not in s.index or rbm not in s.index:
+    for rbm, spec in MODELS.items():
+        pixels = spec.baseline
+        if pixels is None or pixels not in s.index or rbm not in s.index:
             continue
+        name = spec.classifier
         a, b = s.loc[pixels], s.loc[rbm]
         diff = b["test_accuracy_mean"] - a["test_accuracy_mean"]
         se = np.sqrt(np.nansum([a["test_accuracy_std"] ** 2 / a["n_seeds"], b["test_accuracy_std"] ** 2 / b["n_seeds"]]))
@@ -202,7 +193,7 @@ def _effect(diff, se) -> int:
 
 def _in_sentence(model: str) -> str:
     """A model's label inside a sentence: lower case, but "CNN" stays an acronym."""
-    return MODEL_LABELS[model].lower().replace("cnn", "CNN")
+    return MODELS[model].label.lower().replace("cnn", "CNN")
 
 
 def rbm_effect_sentence(effect: pd.DataFrame) -> str:
@@ -263,7 +254,7 @@ def conclusion_sentence(summary: pd.DataFrame) -> str:
         verb = {1: "improve", -1: "worsen", 0: "do not clearly change"}[_effect(diff, r["Standard error (points)"])]
         verdicts.append(f"{verb} {r['Classifier'].lower()} ({diff:+.2f} points)")
     best = best_model(summary)
-    uses_rbm = best.startswith("rbm-")
+    uses_rbm = MODELS[best].uses_rbm
     return ("Tuned on validation data, RBM features "
             + " and ".join(verdicts) + f" on the test set. The best model overall is the "
             f"{_in_sentence(best)}, which "

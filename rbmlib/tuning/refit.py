@@ -27,9 +27,9 @@ from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
 from rbmlib import data, metrics, paths
-from rbmlib.models import MODEL_NAMES, make_model
+from rbmlib.models import MODEL_NAMES, get_model, make_model
 from rbmlib.tuning.presets import get_preset
-from rbmlib.tuning.rbm_cache import fit_rbm
+from rbmlib.tuning.rbm_cache import fit_feature_steps
 from rbmlib.tuning.study import FINISHED, load_study
 
 EVALUATION_COLUMNS = ["model", "seed", "trial_number", "test_accuracy", "test_macro_f1", "seconds",
@@ -48,25 +48,25 @@ def refit_params(model: str, preset, trial) -> dict:
     the number of epochs is already known from the trial.
     """
     params = {**get_preset(preset).fixed_params(model), **trial.params}
-    if "best_epoch" in trial.user_attrs:
-        prefix = "clf__" if model == "rbm-fnn" else ""
-        params[f"{prefix}n_iter"] = int(trial.user_attrs["best_epoch"])
-        params[f"{prefix}early_stopping"] = False
+    spec = get_model(model)
+    if spec.has_epochs and "best_epoch" in trial.user_attrs:
+        params[spec.epochs_param] = int(trial.user_attrs["best_epoch"])
+        params[f"{spec.classifier_prefix}early_stopping"] = False
     return params
 
 
 def fit_final(model: str, params: dict, seed: int, X, y, *, cache_dir=None):
     """Fit ``make_model(model, random_state=seed, **params)`` on (X, y).
 
-    The RBM of a pipeline goes through the RBM cache, so a resumed evaluation
-    (or the other RBM model, if it chose the same RBM) does not train it again.
+    The RBM of a pipeline goes through the RBM cache (:func:`fit_feature_steps`),
+    so a resumed evaluation (or the other RBM model, if it chose the same RBM)
+    does not train it again.
     """
     estimator = make_model(model, random_state=seed, **params)
-    if not model.startswith("rbm-"):
+    if not get_model(model).uses_rbm:
         return estimator.fit(X, y)
-    rbm, _ = fit_rbm(estimator.named_steps["rbm"], X, cache_dir=cache_dir)
-    estimator.steps[0] = ("rbm", rbm)
-    estimator[1:].fit(rbm.transform(X), y)  # the slice shares its steps with the pipeline
+    F, _ = fit_feature_steps(estimator, X, cache_dir=cache_dir)
+    estimator[-1].fit(F, y)
     return estimator
 
 
@@ -98,7 +98,7 @@ def current_rows(evaluations: pd.DataFrame, preset, model: str, trial_number,
     numbers its trials from 0 again, and the rows of the old study's trial 0
     must not pass for the new one's.
     """
-    seeds = get_preset(preset).eval_seeds[model]
+    seeds = get_preset(preset).refit_random_states[model]
     return evaluations[(evaluations["model"] == model) & (evaluations["trial_number"] == trial_number)
                        & evaluations["seed"].isin(seeds)
                        & (evaluations["refit_params"] == refit_params)]
@@ -149,7 +149,7 @@ def evaluate(models=None, preset="paper", *, storage: str | None = None, seeds=N
     storage : str, optional
         Optuna storage URL, as given to ``tune`` (default: the preset's SQLite files).
     seeds : iterable of int, optional
-        Default: the preset's ``eval_seeds`` of each model.
+        Default: the preset's ``refit_random_states`` of each model.
     cache_dir : path-like, optional
         RBM cache (default ``paths.CACHE_DIR / "rbm"``).
 
@@ -169,7 +169,7 @@ def evaluate(models=None, preset="paper", *, storage: str | None = None, seeds=N
     done = read_evaluation(preset)
     done_keys = set(zip(done["model"], done["seed"], done["trial_number"], done["refit_params"]))
     keys = {m: params_key(refit_params(m, preset, best[m])) for m in models}
-    todo = [(m, s) for m in models for s in (preset.eval_seeds[m] if seeds is None else seeds)
+    todo = [(m, s) for m in models for s in (preset.refit_random_states[m] if seeds is None else seeds)
             if (m, s, best[m].number, keys[m]) not in done_keys
             or not paths.predictions_file(preset.name, m, best[m].number, s).exists()]
     if todo:

@@ -1,0 +1,3 @@
+from rbmlib.report.pipeline import main
+
+raise SystemExit(main())
