@@ -5,15 +5,26 @@
 >>> tuning.evaluate(preset="smoke")         # best params, refit on trainval, scored on test
 >>> tuning.summarize("smoke")               # results/smoke/summary.csv
 
-Modules: ``spaces`` (search spaces), ``objective`` (train on "train", score on
-"val"), ``presets`` (smoke and paper), ``study`` (storage, resuming, running),
-``tracking`` (the MLflow callback), ``rbm_cache`` (trained RBMs reused across
-trials), ``evaluate`` (the test split, once). The command line is ``rbmlib
-tune | evaluate | summary`` (``rbmlib.cli``).
+Modules: ``presets`` (smoke and paper), ``spaces`` (search spaces),
+``objective`` (train on "train", score on "val"), ``study`` (storage,
+resuming, running), ``tracking`` (the MLflow callback), ``rbm_cache`` (trained
+RBMs reused across trials and refits), ``refit`` (the test split, once). The
+command line is ``rbmlib tune | evaluate | summary`` (``rbmlib.cli``).
+
+Only ``presets`` is imported eagerly: it needs neither torch nor Optuna, so
+the command line can list presets quickly.
 """
 
-from rbmlib.tuning.refit import evaluate, summarize
 from rbmlib.tuning.presets import PRESETS, Preset, get_preset
-from rbmlib.tuning.study import load_study, tune
 
 __all__ = ["PRESETS", "Preset", "evaluate", "get_preset", "load_study", "summarize", "tune"]
+
+_LAZY = {"evaluate": "refit", "summarize": "refit", "load_study": "study", "tune": "study"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(f"rbmlib.tuning.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'rbmlib.tuning' has no attribute {name!r}")
