@@ -6,8 +6,8 @@ This is the loop that tuning runs hundreds of times, so it is written for speed:
 * the data and model statistics are stacked, so the weight gradient
   ``<h v^T>_data - <h v^T>_model`` is one matrix product of (H, B + C) by
   (B + C, V), accumulated straight into W (or its velocity) by ``addmm_``;
-* Bernoulli samples are ``uniform < p`` into a preallocated output, several
-  times cheaper on the CPU than ``torch.bernoulli``.
+* Bernoulli samples are ``uniform < p`` into a preallocated output
+  (``rbmlib.conditionals``, which holds the formulas).
 
 One CD-1 step costs three products of B rows (P(h | v_data), then P(v | h)
 and P(h | v) of the negative phase) and the gradient product of 2B rows: about
@@ -18,6 +18,8 @@ arrays.
 from __future__ import annotations
 
 import torch
+
+from rbmlib.conditionals import bernoulli, mean_hiddens, mean_visibles
 
 
 class ContrastiveDivergence:
@@ -95,23 +97,17 @@ class ContrastiveDivergence:
 
     # -------------------------------------------------------------- the math
     def _mean_hiddens(self, v, *, out):
-        # sigmoid(v @ W^T + b_h): (n, V) @ (V, H) -> (n, H)
-        return torch.addmm(self.params["b_h"], v, self.params["W"].T, out=out).sigmoid_()
+        return mean_hiddens(v, self.params["W"], self.params["b_h"], out=out)
 
     def _mean_visibles(self, h, *, out):
-        # sigmoid(h @ W + b_v): (n, H) @ (H, V) -> (n, V)
-        return torch.addmm(self.params["b_v"], h, self.params["W"], out=out).sigmoid_()
+        return mean_visibles(h, self.params["W"], self.params["b_v"], out=out)
 
     def _sample(self, p, out):
-        """Bernoulli(p) into ``out``; uniforms are float32 whatever the model's dtype."""
-        uniform = self._uniform(p.shape)
-        return torch.lt(uniform, p, out=out)
-
-    def _uniform(self, shape):
-        key = ("u", *shape)
+        """Bernoulli(p) into ``out``, with uniforms drawn into a float32 buffer of p's shape."""
+        key = ("u", *p.shape)
         if key not in self._buffers:
-            self._buffers[key] = torch.empty(shape, device=self.params["W"].device)
-        return self._buffers[key].uniform_(generator=self.generator)
+            self._buffers[key] = torch.empty(p.shape, device=p.device)
+        return bernoulli(p, self.generator, out=out, uniform=self._buffers[key])
 
     def _workspace(self, n_data, n_model):
         key = (n_data, n_model)

@@ -29,8 +29,10 @@ from numbers import Integral
 
 import numpy as np
 import torch
+from sklearn.utils._param_validation import Interval, validate_params
 
 from rbmlib._device import make_generator, resolve_device, torch_dtype_for
+from rbmlib.conditionals import bernoulli, hidden_input, mean_visibles
 
 # Salakhutdinov & Murray's schedule: steps of 1e-3 on [0, 0.5], 1e-4 on [0.5, 0.9]
 # and 1e-5 on [0.9, 1], i.e. 500 + 4000 + 10000 intervals. The distributions change
@@ -99,13 +101,13 @@ class AISResult:
         return float(np.exp(2 * np.logaddexp.reduce(lw) - np.logaddexp.reduce(2 * lw)))
 
 
+@validate_params({"n_betas": [Interval(Integral, 2, None, closed="left")]}, prefer_skip_nested_validation=True)
 def default_betas(n_betas: int = DEFAULT_N_BETAS) -> np.ndarray:
     """Inverse temperatures from 0 to 1, denser near 1, shape (n_betas,).
 
     ``default_betas(14_501)`` is Salakhutdinov & Murray's schedule (steps 1e-3,
     1e-4, 1e-5 on [0, 0.5], [0.5, 0.9], [0.9, 1]); other sizes scale it.
     """
-    _check_int(n_betas, "n_betas", 2)
     return np.interp(np.linspace(0.0, 1.0, n_betas), _KNOTS_U, _KNOTS_BETA)
 
 
@@ -131,6 +133,9 @@ def base_rate_biases(X, clip: float = BASE_RATE_CLIP) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
 
 
+@validate_params({"n_runs": [Interval(Integral, 2, None, closed="left")],
+                  "n_betas": [Interval(Integral, 2, None, closed="left"), None]},
+                 prefer_skip_nested_validation=True)
 def ais_log_partition(W, b_h, b_v, *, n_runs=100, betas=None, n_betas=None, base_rate=None,
                       data=None, random_state=None, device="cpu") -> AISResult:
     """Estimate log Z of the RBM (W, b_h, b_v) by annealed importance sampling.
@@ -164,7 +169,6 @@ def ais_log_partition(W, b_h, b_v, *, n_runs=100, betas=None, n_betas=None, base
     device = resolve_device(device)
     W, b_h, b_v = (np.asarray(a) for a in (W, b_h, b_v))
     n_hidden, n_visible = W.shape
-    _check_int(n_runs, "n_runs", 2)
     betas = _schedule(betas, n_betas)
     b_base = _base_biases(base_rate, data, n_visible)
     # The Gibbs steps run in the model's precision (float32 stays fast); the log
@@ -194,12 +198,12 @@ def _anneal(W, b_h, b_v, b_base, betas, n_runs, gen):
     betas : list of float, increasing from 0 to 1
     """
     softplus = torch.nn.functional.softplus
-    v = _bernoulli(torch.sigmoid(b_base).expand(n_runs, -1), gen)  # exact samples of p_0, (n, V)
+    v = bernoulli(torch.sigmoid(b_base).expand(n_runs, -1), gen)  # exact samples of p_0, (n, V)
     d_bias = (b_v - b_base).double()  # (V,)
     log_w = torch.zeros(n_runs, dtype=torch.float64, device=W.device)
     for k in range(1, len(betas)):
         beta_prev, beta = betas[k - 1], betas[k]
-        x = torch.addmm(b_h, v, W.T)  # (n, H): the target's hidden inputs at v_k
+        x = hidden_input(v, W, b_h)  # (n, H): the target's hidden inputs at v_k
         # log p*_beta(v) - log p*_beta_prev(v). The two softplus terms nearly cancel
         # (beta - beta_prev can be 1e-5) and thousands of such differences are summed,
         # so they are taken in float64 whatever the model's precision.
@@ -207,15 +211,10 @@ def _anneal(W, b_h, b_v, b_base, betas, n_runs, gen):
         log_w += (beta - beta_prev) * (v.double() @ d_bias)
         log_w += (softplus(beta * x64) - softplus(beta_prev * x64)).sum(1)
         if k < len(betas) - 1:  # the last transition would not change any weight
-            h = _bernoulli(torch.sigmoid(beta * x), gen)  # (n, H)
+            h = bernoulli(torch.sigmoid(beta * x), gen)  # P_beta(h | v) = sigmoid(beta x), (n, H)
             bias = (1 - beta) * b_base + beta * b_v  # (V,)
-            v = _bernoulli(torch.sigmoid(torch.addmm(bias, h, W, alpha=beta)), gen)  # (n, V)
+            v = bernoulli(mean_visibles(h, W, bias, beta=beta), gen)  # (n, V)
     return log_w
-
-
-def _bernoulli(p, gen):
-    # Same trick and the same float32 uniforms as BernoulliRBM._bernoulli.
-    return (torch.rand(p.shape, generator=gen, device=p.device) < p).to(p.dtype)
 
 
 def _summarise(log_w, log_z_base, n_betas, seconds) -> AISResult:
@@ -265,8 +264,3 @@ def _base_biases(base_rate, data, n_visible) -> np.ndarray:
         what = "data" if data is not None else "base_rate"
         raise ValueError(f"{what} must give {n_visible} finite visible biases; got shape {b.shape}.")
     return b
-
-
-def _check_int(value, name, low):
-    if not (isinstance(value, Integral) and not isinstance(value, bool) and value >= low):
-        raise ValueError(f"{name}={value!r} must be an integer >= {low}.")

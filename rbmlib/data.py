@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.model_selection import train_test_split
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
+from sklearn.utils.validation import check_scalar
 from torchvision.datasets import FashionMNIST
 
 from . import paths
@@ -217,24 +219,23 @@ def load_raw(train: bool, *, data_dir=None, download=True) -> tuple[np.ndarray, 
     return ds.data.numpy(), ds.targets.numpy()
 
 
-def _check_int(value, name, low, high):
-    """Raise ValueError unless ``low <= value <= high`` and value is an integer."""
-    is_int = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    if not (is_int and low <= value <= high):
-        raise ValueError(f"{name}={value!r} must be an integer in [{low}, {high}].")
-
-
 def _split_rows(split, y, n_val, split_seed):
     """Row indices of ``split`` within its source file, or None for all rows."""
     if split in ("trainval", "test"):
         return None
     # Stratified: both parts need a member of every class, hence the bounds.
-    _check_int(n_val, "n_val", len(CLASS_NAMES), len(y) - len(CLASS_NAMES))
+    check_scalar(n_val, "n_val", numbers.Integral, min_val=len(CLASS_NAMES), max_val=len(y) - len(CLASS_NAMES))
     train, val = train_test_split(np.arange(len(y)), test_size=n_val, stratify=y,
                                   random_state=split_seed)
     return np.sort(train if split == "train" else val)
 
 
+@validate_params({
+    "split": [StrOptions(set(SPLITS))],
+    "n_val": [Interval(numbers.Integral, 1, None, closed="left")],  # the upper bound depends on the data
+    "subset": [Interval(numbers.Integral, 1, None, closed="left"), None],
+    "binarize": [Interval(numbers.Real, 0, 1, closed="neither"), None],
+}, prefer_skip_nested_validation=True)
 def load_split(split="train", *, n_val=N_VAL, split_seed=0, subset=None, binarize=None,
                data_dir=None, download=True) -> tuple[np.ndarray, np.ndarray]:
     """Load one split of Fashion-MNIST as flat float32 pixels.
@@ -261,17 +262,11 @@ def load_split(split="train", *, n_val=N_VAL, split_seed=0, subset=None, binariz
     X : ndarray of shape (n, 784), float32, in [0, 1] (pixels / 255)
     y : ndarray of shape (n,), int64
     """
-    if split not in SPLITS:
-        raise ValueError(f"split={split!r} is not one of {SPLITS}.")
-    _check_int(n_val, "n_val", 1, 60_000)  # the real bound is checked against the data
-    if binarize is not None and not (isinstance(binarize, numbers.Real) and 0 < binarize < 1):
-        raise ValueError(f"binarize={binarize!r} must be None or a threshold in (0, 1).")
-
     images, y = load_raw(split != "test", data_dir=data_dir, download=download)
     rows = _split_rows(split, y, n_val, split_seed)
     if subset is not None:
         n = len(y) if rows is None else len(rows)
-        _check_int(subset, "subset", len(CLASS_NAMES), n)  # stratified: one per class
+        check_scalar(subset, "subset", numbers.Integral, min_val=len(CLASS_NAMES), max_val=n)  # stratified: one per class
         if subset < n:  # train_test_split refuses an empty test part
             pool = np.arange(n) if rows is None else rows
             rows, _ = train_test_split(pool, train_size=subset, stratify=y[pool],

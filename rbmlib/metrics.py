@@ -43,16 +43,6 @@ def per_class_f1(y_true, y_pred, labels=None) -> np.ndarray:
     return skm.f1_score(y_true, y_pred, labels=labels, average=None, zero_division=0.0)
 
 
-def confusion(y_true, y_pred, labels=None) -> np.ndarray:
-    """Counts with true classes in rows and predicted classes in columns.
-
-    Returns
-    -------
-    ndarray of shape (n_classes, n_classes), in ``labels`` order (as ``per_class_f1``)
-    """
-    return skm.confusion_matrix(y_true, y_pred, labels=labels)
-
-
 def evaluate(y_true, y_pred) -> dict:
     """The two headline scores: ``{"accuracy": float, "macro_f1": float}``."""
     return {"accuracy": accuracy(y_true, y_pred), "macro_f1": macro_f1(y_true, y_pred)}

@@ -25,12 +25,14 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 import torch
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from rbmlib import partition
+from rbmlib import conditionals, partition
 from rbmlib._cd import ContrastiveDivergence
 from rbmlib._device import make_generator, resolve_device, torch_dtype_for
 
@@ -94,9 +96,20 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         :meth:`score_samples`), ``seconds``, measured on up to 1024 training rows.
     """
 
-    # The unit range is part of the model, not a preference; a test subclass turns it
-    # off to show that it is the only reason some generic scikit-learn checks fail.
-    _enforce_unit_range = True
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "n_iter": [Interval(Integral, 0, None, closed="left")],
+        "k": [Interval(Integral, 1, None, closed="left")],
+        "persistent": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="left")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "device": [str, torch.device],  # resolve_device says what this machine has
+        "verbose": ["verbose"],
+        "random_state": ["random_state"],
+        "callback": [callable, None],
+    }
 
     def __init__(
         self,
@@ -141,7 +154,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         """
         W = np.array(components, dtype=np.float64 if np.asarray(components).dtype != np.float32 else np.float32)
         rbm = cls(n_components=W.shape[0], **params)
-        rbm._check_params()
+        rbm._validate_params()
         rbm._init_state(W[:1])  # shapes, dtype, generator, empty history
         rbm.components_ = W
         rbm.intercept_hidden_ = np.array(intercept_hidden, dtype=W.dtype).reshape(W.shape[0])
@@ -150,20 +163,21 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         return rbm
 
     # ------------------------------------------------------------------ fitting
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Fit the model to X, starting from fresh parameters.
 
         Parameters
         ----------
-        X : array-like or torch.Tensor of shape (n_samples, n_features)
-            Training data with values in [0, 1].
+        X : {array-like, sparse matrix} or torch.Tensor of shape (n_samples, n_features)
+            Training data with values in [0, 1]; sparse input is read as CSR.
         y : ignored
 
         Returns
         -------
         self : BernoulliRBM
         """
-        self._check_params()
+        resolve_device(self.device)  # a clear error for an unknown or absent device
         X = self._validate_X(X, reset=True)
         self._init_state(X)
         for _ in range(self.n_iter):
@@ -178,7 +192,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
         Parameters
         ----------
-        X : array-like or torch.Tensor of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} or torch.Tensor of shape (n_samples, n_features)
         y : ignored
 
         Returns
@@ -187,7 +201,8 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         """
         first_call = not hasattr(self, "components_")
         if first_call:
-            self._check_params()
+            self._validate_params()
+            resolve_device(self.device)
         X = self._validate_X(X, reset=first_call)
         if first_call:
             self._init_state(X)
@@ -221,11 +236,18 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             momentum=self.momentum, weight_decay=self.weight_decay, generator=self._rng,
             velocity=self._velocity,
         )
-        data = self._as_tensor(X)  # (n, V) on the device, shared with X on the CPU
-        order = torch.randperm(data.shape[0], generator=self._rng, device=data.device)
+        W = self._params["W"]
+        order = torch.randperm(X.shape[0], generator=self._rng, device=W.device)
         with torch.no_grad():
-            for first in range(0, data.shape[0], self.batch_size):
-                trainer.update(data, order[first : first + self.batch_size])
+            if sp.issparse(X):  # one dense batch at a time, in the same order as dense data
+                for first in range(0, X.shape[0], self.batch_size):
+                    rows = order[first : first + self.batch_size]
+                    batch = self._as_tensor(X[rows.cpu().numpy()])  # (B, V)
+                    trainer.update(batch, torch.arange(len(rows), device=W.device))
+            else:
+                data = self._as_tensor(X)  # (n, V) on the device, shared with X on the CPU
+                for first in range(0, X.shape[0], self.batch_size):
+                    trainer.update(data, order[first : first + self.batch_size])
         self._velocity = trainer.velocity
         self._unbind()
         record = self._monitor(X, epoch=len(self.history_) + 1, seconds=time.perf_counter() - start)
@@ -250,11 +272,15 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         """Per-epoch curves on a fixed subset of rows, so epochs compare like with like."""
         rows = np.random.RandomState(self._seed).permutation(X.shape[0])[:_MONITOR_ROWS]
         sample = X[np.sort(rows)]
+        sample = sample.toarray() if sp.issparse(sample) else sample
+        # The private paths: X is validated already (re-validating an array would
+        # warn that it lacks the feature names of a DataFrame it came from).
         with np.errstate(all="ignore"):  # overflow here is diagnosed by the caller
+            recon = self._map_chunks(sample, self._reconstruct, self.n_features_in_)
             return {
                 "epoch": epoch,
-                "reconstruction_error": float(np.mean((sample - self.reconstruct(sample)) ** 2)),
-                "pseudo_likelihood": float(np.mean(self.score_samples(sample))),
+                "reconstruction_error": float(np.mean((sample - recon) ** 2)),
+                "pseudo_likelihood": float(np.mean(self._pseudo_likelihood(sample))),
                 "seconds": seconds,
             }
 
@@ -264,23 +290,21 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
         Parameters
         ----------
-        X : array-like or torch.Tensor of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} or torch.Tensor of shape (n_samples, n_features)
 
         Returns
         -------
         h : ndarray of shape (n_samples, n_components)
         """
-        return self._map_chunks(X, self._mean_hiddens, self.n_components)
+        return self._map_chunks(self._validated(X), self._mean_hiddens, self.n_components)
 
     def reconstruct(self, X):
         """Mean-field reconstruction P(v=1 | h=P(h=1|X)), of shape (n_samples, n_features)."""
-        return self._map_chunks(
-            X, lambda v: self._mean_visibles(self._mean_hiddens(v)), self.n_features_in_
-        )
+        return self._map_chunks(self._validated(X), self._reconstruct, self.n_features_in_)
 
     def free_energy(self, X):
         """Free energy F(v) = -log sum_h exp(-E(v, h)) of each row, shape (n_samples,)."""
-        return self._map_chunks(X, self._free_energy, None)
+        return self._map_chunks(self._validated(X), self._free_energy, None)
 
     def score_samples(self, X):
         """Pseudo-likelihood of each row, as scikit-learn's BernoulliRBM defines it.
@@ -293,13 +317,18 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         -------
         pseudo_likelihood : ndarray of shape (n_samples,)
         """
-        check_is_fitted(self)
-        X = self._validate_X(X, reset=False)
+        return self._pseudo_likelihood(self._validated(X))
+
+    def _pseudo_likelihood(self, X):
         rng = np.random.RandomState(self._seed)
         flip = (np.arange(X.shape[0]), rng.randint(0, X.shape[1], X.shape[0]))
-        X_flipped = X.copy()
-        X_flipped[flip] = 1 - X_flipped[flip]
-        delta = self.free_energy(X_flipped) - self.free_energy(X)
+        if sp.issparse(X):  # add +1 or -1 at the flipped units, keeping X sparse
+            X_flipped = X + type(X)((1 - 2 * np.asarray(X[flip]).ravel(), flip), shape=X.shape)
+        else:
+            X_flipped = X.copy()
+            X_flipped[flip] = 1 - X_flipped[flip]
+        delta = (self._map_chunks(X_flipped, self._free_energy, None)
+                 - self._map_chunks(X, self._free_energy, None))
         return -X.shape[1] * np.logaddexp(0, -delta)
 
     def gibbs(self, v):
@@ -307,13 +336,13 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
         Parameters
         ----------
-        v : array-like of shape (n_samples, n_features)
+        v : {array-like, sparse matrix} of shape (n_samples, n_features)
 
         Returns
         -------
         v_new : ndarray of shape (n_samples, n_features)
         """
-        return self._map_chunks(v, self._gibbs_step, self.n_features_in_)
+        return self._map_chunks(self._validated(v), self._gibbs_step, self.n_features_in_)
 
     def sample(self, n_samples, n_steps=1000, *, init=None, return_probabilities=False):
         """Draw visible samples by running ``n_steps`` of block-Gibbs sampling.
@@ -340,7 +369,8 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         if init is None:
             v = self._bernoulli(torch.full((n_samples, W.shape[1]), 0.5, device=W.device, dtype=W.dtype))
         else:
-            v = self._as_tensor(self._validate_X(init, reset=False)).clone()
+            init = self._validated(init)
+            v = self._as_tensor(init.toarray() if sp.issparse(init) else init).clone()
         for _ in range(n_steps):
             h = self._bernoulli(self._mean_hiddens(v))
             p_v = self._mean_visibles(h)
@@ -366,32 +396,33 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         return partition.log_likelihood(self, X, method=method, **kwargs)
 
     # ------------------------------------------------------------ the math
+    # The formulas are in rbmlib.conditionals; these bind them to this RBM's tensors.
     def _mean_hiddens(self, v):
-        # (n, V) @ (V, H) + (H,) -> (n, H)
-        return torch.sigmoid(torch.addmm(self._params["b_h"], v, self._params["W"].T))
+        return conditionals.mean_hiddens(v, self._params["W"], self._params["b_h"])  # (n, H)
 
     def _mean_visibles(self, h):
-        # (n, H) @ (H, V) + (V,) -> (n, V)
-        return torch.sigmoid(torch.addmm(self._params["b_v"], h, self._params["W"]))
+        return conditionals.mean_visibles(h, self._params["W"], self._params["b_v"])  # (n, V)
 
     def _bernoulli(self, p):
-        # Comparing with uniforms is several times faster than torch.bernoulli on the CPU.
-        # Uniforms in float32 whatever p's dtype: the same seed gives the same states in both.
-        return (torch.rand(p.shape, generator=self._rng, device=p.device) < p).to(p.dtype)
+        return conditionals.bernoulli(p, self._rng)
 
     def _free_energy(self, v):
-        # F(v) = -v @ b_v - sum_j softplus((W v + b_h)_j)            -> (n,)
-        pre = torch.addmm(self._params["b_h"], v, self._params["W"].T)
-        return -(v @ self._params["b_v"]) - torch.nn.functional.softplus(pre).sum(1)
+        return conditionals.free_energy(v, self._params["W"], self._params["b_h"], self._params["b_v"])  # (n,)
+
+    def _reconstruct(self, v):
+        return self._mean_visibles(self._mean_hiddens(v))
 
     def _gibbs_step(self, v):
         return self._bernoulli(self._mean_visibles(self._bernoulli(self._mean_hiddens(v))))
 
     # ------------------------------------------------------------ plumbing
-    def _map_chunks(self, X, fn, n_out):
-        """Apply ``fn`` to row blocks of X; write into one preallocated numpy output."""
+    def _validated(self, X):
+        """X checked against the fitted model, in the model's dtype (CSR if sparse)."""
         check_is_fitted(self)
-        X = self._validate_X(X, reset=False)
+        return self._validate_X(X, reset=False)
+
+    def _map_chunks(self, X, fn, n_out):
+        """Apply ``fn`` to row blocks of validated X; write into one preallocated numpy output."""
         self._bind()
         shape = (X.shape[0],) if n_out is None else (X.shape[0], n_out)
         out = np.empty(shape, dtype=X.dtype)
@@ -404,23 +435,32 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     def _validate_X(self, X, *, reset):
         if isinstance(X, torch.Tensor):
             X = X.detach().cpu().numpy()
-        X = validate_data(self, X, reset=reset, dtype=(np.float64, np.float32))
-        if self._enforce_unit_range and X.size:
-            low, high = X.min(), X.max()
-            if low < 0 or high > 1:
-                what = "Negative values in data" if low < 0 else "Values above 1 in data"
-                raise ValueError(
-                    f"{what} passed to BernoulliRBM: it expects values in [0, 1] (probabilities "
-                    f"or binary pixels); got values from {float(low)!r} to {float(high)!r}. Scale the "
-                    f"data first, e.g. X / 255 for 8-bit images."
-                )
+        # CSR, as scikit-learn's BernoulliRBM: it takes every sparse format and converts.
+        X = validate_data(self, X, reset=reset, accept_sparse="csr", dtype=(np.float64, np.float32))
+        self._check_unit_range(X.data if sp.issparse(X) else X)
         if not reset and hasattr(self, "components_"):
             # Compute in the dtype the model was fitted in.
             X = X.astype(self.components_.dtype, copy=False)
         return X
 
+    @staticmethod
+    def _check_unit_range(values):
+        """The model's input rule: every value in [0, 1] (probabilities or binary pixels)."""
+        if not values.size:
+            return
+        low, high = values.min(), values.max()
+        if low < 0 or high > 1:
+            what = "Negative values in data" if low < 0 else "Values above 1 in data"
+            raise ValueError(
+                f"{what} passed to BernoulliRBM: it expects values in [0, 1] (probabilities "
+                f"or binary pixels); got values from {float(low)!r} to {float(high)!r}. Scale the "
+                f"data first, e.g. X / 255 for 8-bit images."
+            )
+
     def _as_tensor(self, X):
-        """A tensor view of X on the device (no copy on the CPU); X is only ever read."""
+        """A tensor view of X on the device (no copy on the CPU; sparse rows are densified)."""
+        if sp.issparse(X):
+            X = X.toarray()
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
             return torch.from_numpy(np.ascontiguousarray(X)).to(self._params["W"].device)
@@ -458,28 +498,11 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                                ("b_v", "intercept_visible_"), ("chain_h", "h_samples_")):
                 getattr(self, attr)[...] = self._params[name].cpu().numpy()
 
-    def _check_params(self):
-        def need(ok, name, rule):
-            if not ok:
-                raise ValueError(f"BernoulliRBM: {name}={getattr(self, name)!r} is invalid; {rule}.")
-
-        is_int = lambda x: isinstance(x, Integral) and not isinstance(x, bool)  # noqa: E731
-        is_real = lambda x: isinstance(x, Real) and not isinstance(x, bool) and np.isfinite(x)  # noqa: E731
-        need(is_int(self.n_components) and self.n_components >= 1, "n_components", "use an int >= 1")
-        need(is_real(self.learning_rate) and self.learning_rate > 0, "learning_rate", "use a float > 0")
-        need(is_int(self.batch_size) and self.batch_size >= 1, "batch_size", "use an int >= 1")
-        need(is_int(self.n_iter) and self.n_iter >= 0, "n_iter", "use an int >= 0")
-        need(is_int(self.k) and self.k >= 1, "k", "use an int >= 1 (Gibbs steps)")
-        need(isinstance(self.persistent, (bool, np.bool_)), "persistent", "use True (PCD) or False (CD-k)")
-        need(is_real(self.momentum) and 0 <= self.momentum < 1, "momentum", "use a float in [0, 1)")
-        need(is_real(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "use a float >= 0")
-        need(self.callback is None or callable(self.callback), "callback", "use a callable or None")
-        resolve_device(self.device)  # raises a clear error for an unknown or absent device
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         tags.input_tags.positive_only = True
+        tags.input_tags.sparse = True
         return tags
 
     def __getstate__(self):

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from rbmlib.metrics import accuracy, confusion, evaluate, macro_f1, per_class_f1
+from rbmlib.metrics import accuracy, evaluate, macro_f1, per_class_f1
 
 #                 0  1  2  3  4  5  6  7  8
 Y_TRUE = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
@@ -41,15 +41,6 @@ def test_per_class_f1_in_label_order():
 
 def test_macro_f1_is_the_unweighted_mean():
     assert macro_f1(Y_TRUE, Y_PRED) == pytest.approx((2 / 3 + 1 / 2 + 3 / 4) / 3)
-
-
-def test_confusion_rows_are_true_columns_predicted():
-    expected = np.array([[2, 1, 0],
-                         [0, 1, 1],
-                         [1, 0, 3]])
-    np.testing.assert_array_equal(confusion(Y_TRUE, Y_PRED), expected)
-    np.testing.assert_array_equal(confusion(Y_TRUE, Y_PRED, labels=[0, 1, 2, 3])[:3, :3], expected)
-    assert confusion(Y_TRUE, Y_PRED, labels=range(4))[3].sum() == 0
 
 
 def test_absent_class_scores_zero_without_warnings():

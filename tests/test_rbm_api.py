@@ -208,3 +208,41 @@ def test_device_auto_resolves_to_an_available_device(bars):
     X, _ = bars
     rbm = small(device="auto").fit(X)
     assert rbm.transform(X).shape == (400, 8)
+
+
+# ----------------------------------------------------------------------------- drop-in inputs
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo", "lil", "dok", "bsr"])
+def test_sparse_input_gives_what_dense_input_gives(bars, fmt):
+    import scipy.sparse as sp
+
+    X, _ = bars
+    X_sparse = sp.csr_matrix(X).asformat(fmt)
+    dense, sparse = small().fit(X), small().fit(X_sparse)
+    np.testing.assert_allclose(sparse.components_, dense.components_, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(sparse.transform(X_sparse), dense.transform(X), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(sparse.score_samples(X_sparse), dense.score_samples(X), rtol=1e-5)
+    assert sparse.gibbs(sp.csr_matrix(X[:5]).asformat(fmt)).shape == (5, X.shape[1])
+
+
+def test_sparse_input_keeps_the_unit_range_rule():
+    import scipy.sparse as sp
+
+    with pytest.raises(ValueError, match="Values above 1"):
+        small().fit(sp.csr_matrix(np.full((5, 16), 2.0)))
+
+
+def test_a_dataframe_fits_and_transforms_without_warnings(bars):
+    import warnings
+
+    import pandas as pd
+
+    X, _ = bars
+    frame = pd.DataFrame(X, columns=[f"pixel{i}" for i in range(X.shape[1])])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scikit-learn's own BernoulliRBM warns 0 times here
+        rbm = small().fit(frame)
+        rbm.transform(frame)
+        rbm.score_samples(frame)
+    assert list(rbm.feature_names_in_) == list(frame.columns)

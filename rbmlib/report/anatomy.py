@@ -4,7 +4,8 @@
 >>> filled = inpaint(rbm, X_val[:10], top_half_mask(), n_steps=200, random_state=0)
 >>> curves = compare_cd_variants(X_bin, X_eval=X_val_bin, n_components=16, n_iter=10)
 
-Everything here uses the RBM's public attributes and methods, and draws its own
+Everything here reads the RBM's public parameters, applies the conditionals of
+``rbmlib.conditionals`` (the formulas the RBM itself uses) and draws its own
 random numbers from ``random_state``, so results do not depend on how much the
 RBM's internal generator was used before.
 """
@@ -13,9 +14,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit
+import torch
 
 from rbmlib import partition
+from rbmlib._device import make_generator
+from rbmlib.conditionals import bernoulli, mean_hiddens, mean_visibles
 from rbmlib.rbm import BernoulliRBM
 
 IMAGE_SIDE = 28
@@ -28,16 +31,16 @@ def top_half_mask(side: int = IMAGE_SIDE) -> np.ndarray:
     return mask.ravel()
 
 
-def _visible_means(rbm, h):
-    """P(v=1 | h) from the public parameters, shape (n, V)."""
-    return expit(h @ rbm.components_ + rbm.intercept_visible_)
+def _parameters(rbm):
+    """The RBM's (W, b_h, b_v) as CPU tensors in its own dtype."""
+    return tuple(torch.from_numpy(np.ascontiguousarray(a))
+                 for a in (rbm.components_, rbm.intercept_hidden_, rbm.intercept_visible_))
 
 
-def _gibbs_step(rbm, v, rng):
-    """One block-Gibbs step v -> h -> P(v | h), with h drawn from ``rng``."""
-    p_h = rbm.transform(v)
-    h = (rng.random_sample(p_h.shape) < p_h).astype(p_h.dtype)
-    return _visible_means(rbm, h).astype(p_h.dtype)
+def _gibbs_step(params, v, gen):
+    """One block-Gibbs step v -> h -> P(v | h), with h drawn from ``gen``; (n, V) -> (n, V)."""
+    W, b_h, b_v = params
+    return mean_visibles(bernoulli(mean_hiddens(v, W, b_h), gen), W, b_v)
 
 
 def gibbs_chains(rbm, init, checkpoints=(1, 10, 100, 1000), *, random_state=None) -> np.ndarray:
@@ -62,16 +65,17 @@ def gibbs_chains(rbm, init, checkpoints=(1, 10, 100, 1000), *, random_state=None
     checkpoints = [int(c) for c in checkpoints]
     if not checkpoints or checkpoints[0] < 1 or any(b <= a for a, b in zip(checkpoints, checkpoints[1:])):
         raise ValueError(f"checkpoints={checkpoints} must be increasing integers >= 1.")
-    rng = np.random.RandomState(random_state)
-    v = np.asarray(init, dtype=rbm.components_.dtype)
-    frames, done = [v.copy()], 0
-    for target in checkpoints:
-        for _ in range(target - done):
-            p_v = _gibbs_step(rbm, v, rng)
-            v = (rng.random_sample(p_v.shape) < p_v).astype(p_v.dtype)
-        done = target
-        frames.append(p_v)
-    return np.stack(frames, axis=1)
+    params, gen = _parameters(rbm), make_generator(random_state, torch.device("cpu"))
+    v = torch.tensor(np.asarray(init), dtype=params[0].dtype)  # (n, V)
+    frames, done = [v.clone()], 0
+    with torch.no_grad():
+        for target in checkpoints:
+            for _ in range(target - done):
+                p_v = _gibbs_step(params, v, gen)
+                v = bernoulli(p_v, gen)
+            done = target
+            frames.append(p_v)
+    return torch.stack(frames, dim=1).numpy()
 
 
 def inpaint(rbm, X, known, n_steps=200, *, burn_in=None, random_state=None) -> np.ndarray:
@@ -110,15 +114,17 @@ def inpaint(rbm, X, known, n_steps=200, *, burn_in=None, random_state=None) -> n
     burn_in = n_steps // 2 if burn_in is None else burn_in
     if not 0 <= burn_in < n_steps:
         raise ValueError(f"burn_in={burn_in!r} must be in [0, n_steps).")
-    rng = np.random.RandomState(random_state)
-    v = np.where(known, X, rng.random_sample(X.shape) < 0.5).astype(X.dtype)
-    total = np.zeros_like(X)
-    for step in range(n_steps):
-        p_v = _gibbs_step(rbm, v, rng)
-        v = np.where(known, X, rng.random_sample(X.shape) < p_v).astype(X.dtype)
-        if step >= burn_in:
-            total += p_v
-    return np.where(known, X, total / (n_steps - burn_in))
+    params, gen = _parameters(rbm), make_generator(random_state, torch.device("cpu"))
+    X_t, known_t = torch.from_numpy(X), torch.from_numpy(np.ascontiguousarray(known))
+    v = torch.where(known_t, X_t, bernoulli(torch.full_like(X_t, 0.5), gen))  # (n, V)
+    total = torch.zeros_like(X_t)
+    with torch.no_grad():
+        for step in range(n_steps):
+            p_v = _gibbs_step(params, v, gen)
+            v = torch.where(known_t, X_t, bernoulli(p_v, gen))
+            if step >= burn_in:
+                total += p_v
+    return torch.where(known_t, X_t, total / (n_steps - burn_in)).numpy()
 
 
 def cd_variants(k: int = 10) -> dict:

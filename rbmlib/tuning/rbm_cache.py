@@ -23,8 +23,8 @@ import numpy as np
 
 from rbmlib import paths
 
-# Parameters that change how the RBM is trained; callback, verbose and device do
-# not change what it learns (a GPU run differs from a CPU run only in rounding).
+# Arguments that do not change what the RBM learns; the device enters the key as
+# the one it resolves to ("auto" on a GPU machine and "cuda" are the same run).
 _IGNORED = ("callback", "verbose", "device")
 
 
@@ -38,11 +38,23 @@ def data_fingerprint(X: np.ndarray) -> str:
 
 
 def rbm_key(rbm, X_fingerprint: str) -> str:
-    """Cache key of an unfitted RBM on data with fingerprint ``X_fingerprint``."""
+    """Cache key of an unfitted RBM on data with fingerprint ``X_fingerprint``.
+
+    The key holds the device and the torch thread count too: matrix products
+    round differently on another device or with another number of threads, and
+    sampling turns that into a different RBM (same seed, 1 vs 2 threads:
+    weights apart by more than their own size).
+    """
     params = {k: v for k, v in sorted(rbm.get_params().items()) if k not in _IGNORED}
     if not isinstance(params.get("random_state"), (int, np.integer, type(None))):
         raise ValueError("Cached RBMs need an int random_state (or None) to be reproducible.")
-    text = json.dumps({"params": params, "data": X_fingerprint}, sort_keys=True, default=str)
+    import torch
+
+    from rbmlib._device import resolve_device
+
+    setup = {"params": params, "data": X_fingerprint, "device": resolve_device(rbm.device).type,
+             "threads": torch.get_num_threads()}
+    text = json.dumps(setup, sort_keys=True, default=str)
     return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 

@@ -1,0 +1,47 @@
+"""The RBM cache: what its key holds, and the one fit of an RBM pipeline that the objective and the refit share."""
+
+import numpy as np
+import torch
+
+from rbmlib.models import make_model
+from rbmlib.tuning.rbm_cache import data_fingerprint, fit_feature_steps, rbm_key
+
+
+def _data():
+    rng = np.random.RandomState(0)
+    X = (rng.rand(120, 16) < 0.3).astype(np.float32)
+    return X, rng.randint(0, 3, 120)
+
+
+def test_the_key_changes_with_the_thread_count_and_nothing_else_of_the_machine():
+    X, _ = _data()
+    rbm = make_model("rbm-lr", random_state=0, rbm__device="cpu").named_steps["rbm"]
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = rbm_key(rbm, data_fingerprint(X))
+        torch.set_num_threads(2)
+        two = rbm_key(rbm, data_fingerprint(X))
+    finally:
+        torch.set_num_threads(threads)
+    assert one != two
+    assert rbm_key(rbm.set_params(verbose=1), data_fingerprint(X)) == rbm_key(rbm, data_fingerprint(X))
+
+
+def test_fit_feature_steps_fits_the_middle_steps_and_leaves_the_classifier(tmp_path):
+    X, y = _data()
+    params = dict(rbm__n_components=4, rbm__n_iter=1, rbm__device="cpu", clf__n_iter=1, clf__device="cpu")
+    pipeline = make_model("rbm-fnn", random_state=0, **params)
+    F, F_val = fit_feature_steps(pipeline, X, X_val=X[:10], cache_dir=tmp_path)
+    rbm, scaler = pipeline.named_steps["rbm"], pipeline.named_steps["scale"]
+    np.testing.assert_allclose(F, scaler.transform(rbm.transform(X)), rtol=1e-6)
+    np.testing.assert_allclose(F.mean(axis=0), 0, atol=1e-5)  # the scaler was fitted on X's features
+    np.testing.assert_allclose(F_val, F[:10], rtol=1e-6)
+    assert not hasattr(pipeline.named_steps["clf"], "classes_")
+    pipeline[-1].fit(F, y)
+    assert pipeline.predict(X).shape == (len(X),)  # the pipeline predicts end to end
+    # A second pipeline with the same RBM loads it from the cache: same features, no training.
+    again = make_model("rbm-fnn", random_state=0, **params)
+    F_again, none = fit_feature_steps(again, X, cache_dir=tmp_path)
+    np.testing.assert_array_equal(F_again, F)
+    assert none is None and again.named_steps["rbm"] is not rbm
