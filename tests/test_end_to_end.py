@@ -6,6 +6,8 @@ from sklearn.pipeline import Pipeline
 
 from rbmlib import BernoulliRBM, data, metrics
 
+pytestmark = pytest.mark.slow  # real data (or servers and processes): seconds each
+
 
 @pytest.fixture(scope="module")
 def subset(fashion_mnist):

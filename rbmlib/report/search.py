@@ -66,7 +66,7 @@ def slices(study: optuna.Study, title: str) -> Figure:
         return _figure(_PLOTS.plot_slice(study, target_name="validation accuracy"), title, tight=False)
 
 
-def importances(study: optuna.Study, title: str, *, seed: int = 0) -> Figure:
+def importances(study: optuna.Study, title: str, *, random_state: int = 0) -> Figure:
     """fANOVA importances of the hyperparameters for validation accuracy (seeded).
 
     With fewer than two complete trials there is nothing to compare: the figure
@@ -81,7 +81,7 @@ def importances(study: optuna.Study, title: str, *, seed: int = 0) -> Figure:
         ax.text(0.5, 0.5, f"{len(complete)} complete trial(s): too few to rank the parameters",
                 ha="center", va="center")
         return _figure(ax, title)
-    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=seed)
+    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=random_state)
     with _quiet():
         return _figure(_PLOTS.plot_param_importances(study, evaluator=evaluator,
                                                      target_name="validation accuracy"), title)

@@ -144,6 +144,7 @@ def test_committed_executed_copy_is_current(notebook):
     assert json.loads(executed.read_text())["metadata"]["rbm-report"]["preset"] == "paper"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=IDS)
 def test_executes_at_smoke_defaults(notebook, tmp_path, monkeypatch, fashion_mnist):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the kernel inherits it; keeps CI machines responsive

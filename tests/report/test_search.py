@@ -35,8 +35,8 @@ def test_importances_with_too_few_trials_say_so_instead_of_failing():
 
 
 def test_importances_are_seeded():
-    a = search.importances(_study(8), "x", seed=1)
-    b = search.importances(_study(8), "x", seed=1)
+    a = search.importances(_study(8), "x", random_state=1)
+    b = search.importances(_study(8), "x", random_state=1)
     widths = [[p.get_width() for p in fig.axes[0].patches] for fig in (a, b)]
     assert widths[0] == widths[1] and len(widths[0]) == 2
 

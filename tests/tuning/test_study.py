@@ -24,6 +24,8 @@ from rbmlib.tuning.objective import Splits
 from rbmlib.tuning.spaces import SPACES
 from rbmlib.tuning.study import load_study, tune
 
+pytestmark = pytest.mark.slow  # real data (or servers and processes): seconds each
+
 REQUIRED_SUMMARY = ["model", "n_trials", "best_val_accuracy", "test_accuracy_mean",
                     "test_accuracy_std", "test_macro_f1_mean", "test_macro_f1_std", "n_seeds",
                     "best_params", "tune_seconds", "evaluate_seconds"]

@@ -28,6 +28,8 @@ from rbmlib import data, paths
 from rbmlib.tuning.objective import Splits
 from rbmlib.tuning.study import load_study, tune, with_driver
 
+pytestmark = pytest.mark.slow  # real data (or servers and processes): seconds each
+
 HELPER = Path(__file__).parents[1] / "tuning_helpers.py"
 
 
