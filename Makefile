@@ -1,27 +1,48 @@
 # rbm-report: `make report` builds the paper, `make test` runs the tests.
 # Each sets up what it needs first: a virtual environment in .venv with the pinned
-# packages, and the Fashion-MNIST files.
+# packages, and the Fashion-MNIST files. `make help` lists every target.
 
-PYTHON ?= python3
-VENV   ?= .venv
-BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-stamp
-PRESET ?= paper
+PYTHON   ?= python3
+VENV     ?= .venv
+BIN      := $(VENV)/bin
+STAMP    := $(VENV)/.installed-stamp
+PRESET   ?= paper
+THREADS  ?= 2
+LAB_ARGS ?=
+# Evaluated only by the recipes that use it (recursive `=`); JupyterLab needs --allow-root as root.
+USER_ID   = $(shell id -u)
 
-.PHONY: help setup data test report bench lab lock clean
+# torch's matrix products round differently with different thread counts, and
+# sampling amplifies the difference: a fixed count makes a run repeatable
+# (README, Determinism). $(call threads,N) prefixes a command with it.
+threads = OMP_NUM_THREADS=$(1) MKL_NUM_THREADS=$(1)
+
+.PHONY: help setup data test postgres report tune bench lab lock clean
 
 help:
-	@echo "make report   set up, get the data, execute the notebooks, render the manuscript"
-	@echo "              (PRESET=smoke for a quick check; FORCE=1 re-executes up-to-date notebooks)"
-	@echo "make test     set up, get the data, run the tests (what CI runs)"
-	@echo "make bench    RBM speed benchmark"
-	@echo "make lab      JupyterLab with the project's environment"
+	@echo "make report    set up, get the data, execute the notebooks, render the manuscript"
+	@echo "               PRESET=smoke  the smoke preset (about 3 minutes) into notebooks/executed-smoke/"
+	@echo "               FORCE=1       re-execute notebooks that are already up to date"
+	@echo "               THREADS=n     torch threads of the notebooks (default $(THREADS); same count, same numbers)"
+	@echo "make test      set up, get the data, run the tests (what CI runs)"
+	@echo "make tune      tune, evaluate and summarise the paper preset: hours, one thread per chain,"
+	@echo "               resumable, logs in results/logs/"
+	@echo "make lab       JupyterLab on notebooks/ with the rbm-report kernel (THREADS=n as for report)"
+	@echo "               LAB_ARGS=\"--no-browser --ip=0.0.0.0 --port=8888\"  passed on to jupyter lab"
+	@echo "make bench     RBM speed benchmark into results/benchmarks/ (on an otherwise idle machine)"
+	@echo "make setup     create $(VENV) with the pinned packages (about 6.4 GB, several minutes, the first time)"
+	@echo "make data      find, verify and cache Fashion-MNIST (Debian's package where apt can install it)"
+	@echo "make postgres  install Debian's PostgreSQL server binaries for the two-worker tuning test"
+	@echo "make lock      rewrite constraints.txt from $(VENV) after changing a pin in pyproject.toml"
+	@echo "make clean     remove $(VENV) and the pytest cache (the data and results stay)"
+	@echo "make help      this list"
 
 # The environment is rebuilt when the pins change.
 $(STAMP): pyproject.toml constraints.txt
+	@echo "Installing the pinned packages into $(VENV): about 6.4 GB the first time (PyTorch's CUDA build), several minutes"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[all]"
+	$(BIN)/python -m pip install --progress-bar on --upgrade "pip>=24"
+	$(BIN)/python -m pip install --progress-bar on -c constraints.txt -e ".[all]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name rbm-report --display-name "rbm-report" >/dev/null
 	touch $(STAMP)
 
@@ -45,9 +66,8 @@ test: data postgres
 	$(BIN)/python -m pytest
 
 # Debian's PostgreSQL server binaries, for the test in which two workers share a
-# study (tests/test_tuning_workers.py starts and stops its own server on
+# study (tests/tuning/test_workers.py starts and stops its own server on
 # 127.0.0.1, and is skipped without them). Nothing is started here.
-.PHONY: postgres tune
 postgres:
 	@if ! command -v pg_ctl >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 \
 	    && command -v apt-get >/dev/null 2>&1; then \
@@ -71,9 +91,9 @@ tune: data
 	@mkdir -p results/logs
 	@echo "Tuning the paper preset; follow it with: tail -f results/logs/*.log"
 	@chain() { args=""; for m in "$$@"; do args="$$args --model $$m"; \
-	    OMP_NUM_THREADS=1 $(BIN)/rbmlib tune --preset paper --model $$m >> results/logs/tune-$$m.log 2>&1 || return 1; \
+	    $(call threads,1) $(BIN)/rbmlib tune --preset paper --model $$m >> results/logs/tune-$$m.log 2>&1 || return 1; \
 	  done; \
-	  OMP_NUM_THREADS=1 $(BIN)/rbmlib evaluate --preset paper $$args >> results/logs/evaluate-$$1.log 2>&1; }; \
+	  $(call threads,1) $(BIN)/rbmlib evaluate --preset paper $$args >> results/logs/evaluate-$$1.log 2>&1; }; \
 	chain $(TUNE_CHAIN_A) & a=$$!; chain $(TUNE_CHAIN_B) & b=$$!; \
 	wait $$a; ra=$$?; wait $$b; rb=$$?; \
 	if [ $$ra != 0 ] || [ $$rb != 0 ]; then echo "make tune: a chain failed; see results/logs/"; exit 1; fi
@@ -82,19 +102,20 @@ tune: data
 # The notebooks run through papermill with notebooks/params/$(PRESET).yml into
 # notebooks/executed/ (paper) or notebooks/executed-smoke/ (smoke), skipping those
 # already executed from the same source and parameters; then `quarto render` if
-# Quarto is installed (rbmlib/report.py).
+# Quarto is installed (rbmlib/report/pipeline.py). The kernels inherit the thread count.
 report: data
-	$(BIN)/python -m rbmlib.report --preset $(PRESET) $(if $(FORCE),--force)
+	$(call threads,$(THREADS)) $(BIN)/python -m rbmlib.report --preset $(PRESET) $(if $(FORCE),--force)
 
 # Speed of the RBM against the matmul peak, scikit-learn and the original
 # formulation; run it on an otherwise idle machine.
 bench: setup
 	$(BIN)/python benchmarks/rbm_speed.py
 
-# The source notebooks open with their smoke defaults and the rbm-report kernel;
+# The source notebooks open with their smoke defaults and the rbm-report kernel
+# (with the report's thread count, so a notebook run here gives the report's numbers);
 # the executed copies that the manuscript embeds are in notebooks/executed/.
 lab: data
-	$(BIN)/jupyter lab notebooks
+	$(call threads,$(THREADS)) $(BIN)/jupyter lab notebooks $(if $(filter 0,$(USER_ID)),--allow-root) $(LAB_ARGS)
 
 lock: setup
 	@{ sed -n '1,2p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable | grep -v '^rbmlib'; } > constraints.new

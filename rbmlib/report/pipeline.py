@@ -1,7 +1,7 @@
 """Build the report: check the data, execute the notebooks, render the manuscript.
 
     python -m rbmlib.report                   # paper preset (notebooks/params/paper.yml)
-    python -m rbmlib.report --preset smoke    # minutes -> seconds; copies in notebooks/executed-smoke/
+    python -m rbmlib.report --preset smoke    # a few minutes; copies in notebooks/executed-smoke/
     python -m rbmlib.report --force           # re-execute even the notebooks that are up to date
     python -m rbmlib.report --only 02_rbm_anatomy --no-render
 
@@ -14,31 +14,53 @@ Steps, in order:
    executed copy was made from the same source cells with the same parameters
    (recorded in the copy's metadata; content, not file times, so a fresh git
    checkout does not re-run everything). A failed run leaves the previous copy
-   in place and the failed one beside it as ``.NAME.failed.ipynb``;
+   in place and the failed one beside it as ``.NAME.failed.ipynb``; a run that
+   was killed leaves ``.NAME.partial.ipynb``, which the next run removes. The
+   copy records the thread count, CPU type and versions it ran with, and its
+   outputs are stripped of this machine's absolute paths;
 3. ``quarto render`` when Quarto is installed (paper preset only), else a note
    on how to install it.
 
-The source notebooks keep the smoke preset as their defaults and no outputs:
-they are what CI executes.
+The presets are the tuning presets (:data:`rbmlib.tuning.presets.PRESETS`); each
+has its notebook parameters in ``notebooks/params/<name>.yml``. The source
+notebooks keep the smoke preset as their defaults and no outputs: they are what
+CI executes.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
+import importlib.metadata
 import json
 import os
+import platform
+import re
 import shutil
+import site
 import subprocess
 import sys
+import sysconfig
+import tempfile
 import time
 from pathlib import Path
 
 from rbmlib import paths
+from rbmlib.tuning.presets import PRESETS  # one set of presets for tuning and report (no torch import)
 
-PRESETS = ("paper", "smoke")
 QUARTO_URL = "https://quarto.org/docs/get-started/"
 METADATA_KEY = "rbm-report"
+
+#: Set while a notebook runs; the kernel inherits them from this process.
+KERNEL_ENVIRONMENT = {
+    # The notebooks' tqdm bars would be stored in the executed copy as stderr;
+    # papermill's per-cell bar in the terminal shows progress instead.
+    "TQDM_DISABLE": "1",
+    # tqdm.auto in a kernel looks for ipywidgets (not a dependency), warns with the
+    # path of its own file, then uses the text bars that TQDM_DISABLE turns off.
+    "PYTHONWARNINGS": "ignore:IProgress not found",
+}
 
 
 class NotebookError(RuntimeError):
@@ -52,11 +74,17 @@ def source_notebooks(folder=None) -> list[Path]:
 
 
 def executed_dir(preset: str) -> Path:
-    """Where the executed copies of ``preset`` go."""
-    return Path(paths.EXECUTED_DIR if preset == "paper" else paths.SMOKE_EXECUTED_DIR)
+    """Where the executed copies of ``preset`` go: ``notebooks/executed/`` or ``executed-<preset>/``.
+
+    Paper: the copies the manuscript embeds (committed); any other preset: a check of the pipeline.
+    """
+    if preset == "paper":
+        return Path(paths.EXECUTED_DIR)
+    return Path(paths.NOTEBOOKS_DIR) / f"executed-{preset}"  # paths.SMOKE_EXECUTED_DIR for smoke
 
 
 def params_file(preset: str) -> Path:
+    """The notebook parameters of a preset: ``notebooks/params/<preset>.yml``."""
     return Path(paths.NOTEBOOK_PARAMS_DIR) / f"{preset}.yml"
 
 
@@ -66,15 +94,17 @@ def load_parameters(preset: str) -> dict:
     Raises
     ------
     ValueError
-        For an unknown preset, or a file that is not a mapping of mappings.
+        For an unknown preset, a preset without its file, or a file that is
+        not a mapping of mappings.
     """
     import yaml
 
     if preset not in PRESETS:
-        raise ValueError(f"Unknown preset {preset!r}; use one of {PRESETS}.")
+        raise ValueError(f"Unknown preset {preset!r}; use one of {', '.join(PRESETS)}.")
     path = params_file(preset)
-    content = yaml.safe_load(path.read_text()) if path.exists() else None
-    content = content or {}
+    if not path.exists():  # a new tuning preset must say what its notebooks run with
+        raise ValueError(f"The {preset} preset has no {_rel(path)}; create it ({{}} keeps every default).")
+    content = yaml.safe_load(path.read_text()) or {}
     if not isinstance(content, dict) or not all(isinstance(v, dict) for v in content.values() if v is not None):
         raise ValueError(f"{path} must map notebook names to parameter mappings.")
     return {name: dict(values or {}) for name, values in content.items()}
@@ -102,11 +132,131 @@ def stale_reason(source: Path, executed: Path, parameters: dict) -> str | None:
     return None
 
 
+def partial_path(executed: Path) -> Path:
+    """Where papermill writes ``executed`` while it runs (hidden, ignored by git)."""
+    return Path(executed).with_name(f".{Path(executed).stem}.partial.ipynb")
+
+
+def remove_partials(folder) -> list[Path]:
+    """Delete the partial copies that killed runs left in ``folder``; returns them.
+
+    A run that ends, well or badly, moves its partial copy away; one still
+    there was cut short (SIGKILL, power) and can neither be resumed nor trusted.
+    """
+    stale = sorted(Path(folder).glob(".*.partial.ipynb"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+@contextlib.contextmanager
+def kernel_environment(values=None):
+    """Set ``values`` (default :data:`KERNEL_ENVIRONMENT`) in ``os.environ`` for the kernel to inherit.
+
+    Restores the previous values on exit. A warnings filter already in
+    ``PYTHONWARNINGS`` is kept, the new ones added after it.
+    """
+    values = dict(KERNEL_ENVIRONMENT if values is None else values)
+    before = {name: os.environ.get(name) for name in values}
+    if before.get("PYTHONWARNINGS") and "PYTHONWARNINGS" in values:
+        values["PYTHONWARNINGS"] = f"{before['PYTHONWARNINGS']},{values['PYTHONWARNINGS']}"
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def machine_paths() -> dict[str, str]:
+    """This machine's absolute paths that must not reach a committed notebook, each with its stand-in.
+
+    The installed packages (``<packages>``), the virtual environment
+    (``<venv>``), the project root (``.``: the kernel runs there), the home
+    folder (``~``) and the temporary folder (``<tmp>``), each also as its
+    resolved path when that differs.
+    """
+    packages = {*site.getsitepackages(), site.getusersitepackages(),
+                sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    stand_ins = {}
+    for stand_in, folders in (("<packages>", packages), ("<venv>", {sys.prefix}), (".", {paths.ROOT}),
+                              ("~", {Path.home()}), ("<tmp>", {tempfile.gettempdir(), "/tmp"})):
+        for folder in folders:
+            for form in {str(folder), str(Path(folder).resolve())}:
+                if len(form) > 1:  # never "/" itself
+                    stand_ins.setdefault(form, stand_in)
+    return stand_ins
+
+
+def scrub_machine_paths(nb, stand_ins=None):
+    """Replace this machine's absolute paths in the text outputs of ``nb`` (in place); returns ``nb``.
+
+    Stream text, error messages and tracebacks and ``text/*`` display data are
+    scrubbed; images are left alone (base64 may spell ``/tmp/`` by chance).
+    Longer paths are replaced first, so a package's file under the project's
+    ``.venv`` reads ``<packages>/tqdm/auto.py``.
+
+    Parameters
+    ----------
+    nb : nbformat.NotebookNode
+    stand_ins : mapping of path -> str, optional
+        Default :func:`machine_paths`.
+    """
+    stand_ins = machine_paths() if stand_ins is None else stand_ins
+    # A path ends where no further name character follows: /tmp matches /tmp/x, never /tmpfs.
+    pattern = re.compile("(" + "|".join(re.escape(p) for p in sorted(stand_ins, key=len, reverse=True))
+                         + r")(?![\w.-])")
+
+    def scrub(value):
+        if isinstance(value, list):
+            return [scrub(v) for v in value]
+        return pattern.sub(lambda m: stand_ins[m.group(1)], value) if isinstance(value, str) else value
+
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            for key in ("text", "ename", "evalue", "traceback"):
+                if key in output:
+                    output[key] = scrub(output[key])
+            for mime in [m for m in output.get("data", {}) if m.startswith("text/")]:
+                output["data"][mime] = scrub(output["data"][mime])
+    return nb
+
+
+def execution_record(nb) -> dict:
+    """What an executed copy's numbers depend on besides seeds and parameters (see README, Determinism).
+
+    ``threads`` is ``OMP_NUM_THREADS`` as the kernel inherited it, or the count
+    torch picks in this process when it is unset (the kernel, on the same
+    machine, picks the same); ``python`` is the kernel's own version.
+    """
+    threads = os.environ.get("OMP_NUM_THREADS")
+    if threads is None:
+        import torch  # here only: seconds to import, and only needed when the count is not pinned
+
+        threads = torch.get_num_threads()
+    try:
+        torch_version = importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        torch_version = None
+    return {
+        "threads": int(threads) if str(threads).strip().isdigit() else threads,
+        "machine": platform.machine(),
+        "python": nb.metadata.get("language_info", {}).get("version", platform.python_version()),
+        "torch": torch_version,
+    }
+
+
 def execute_notebook(source, executed, parameters, *, preset="smoke", kernel_name="python3") -> Path:
     """Execute ``source`` with ``parameters`` into ``executed`` (written only on success).
 
-    The executed copy records the preset, the parameters and the digest of the
-    source in ``metadata["rbm-report"]``.
+    The kernel runs with :data:`KERNEL_ENVIRONMENT`; papermill shows a bar per
+    cell on stderr. The executed copy records the preset, the parameters, the
+    digest of the source and :func:`execution_record` in
+    ``metadata["rbm-report"]``, and its outputs are passed through
+    :func:`scrub_machine_paths`.
 
     Raises
     ------
@@ -119,11 +269,15 @@ def execute_notebook(source, executed, parameters, *, preset="smoke", kernel_nam
     source, executed = Path(source), Path(executed)
     digest = source_digest(source)  # before running: an edit made meanwhile must not look executed
     executed.parent.mkdir(parents=True, exist_ok=True)
-    partial = executed.with_name(f".{executed.stem}.partial.ipynb")
+    partial = partial_path(executed)
     failed = executed.with_name(f".{executed.stem}.failed.ipynb")
+    partial.unlink(missing_ok=True)  # left by a killed run: never mistake it for this run's output
     try:
-        pm.execute_notebook(str(source), str(partial), parameters=parameters, kernel_name=kernel_name,
-                            cwd=str(paths.ROOT), progress_bar=False)
+        with kernel_environment():
+            # disable=False: this bar is for the terminal, whatever TQDM_DISABLE says.
+            bar = {"desc": f"    {source.stem}", "disable": False}
+            pm.execute_notebook(str(source), str(partial), parameters=parameters, kernel_name=kernel_name,
+                                cwd=str(paths.ROOT), progress_bar=bar)
     except Exception as exc:  # papermill's execution error, a dead kernel, ...
         if partial.exists():
             os.replace(partial, failed)
@@ -139,7 +293,9 @@ def execute_notebook(source, executed, parameters, *, preset="smoke", kernel_nam
         "preset": preset,
         "parameters": json.loads(json.dumps(parameters)),
         "source_sha256": digest,
+        **execution_record(nb),
     }
+    scrub_machine_paths(nb)
     nbformat.write(nb, partial)
     os.replace(partial, executed)
     failed.unlink(missing_ok=True)
@@ -194,14 +350,17 @@ def build(preset="paper", *, force=False, only=None, render=True, kernel_name="p
         notebooks = [nb for nb in notebooks if nb.stem in only]
     out_dir = executed_dir(preset)
     print(f"[2/3] Notebooks, {preset} preset ({_rel(params_file(preset))}) -> {_rel(out_dir)}/")
-    for source in notebooks:
+    for stale in remove_partials(out_dir):
+        print(f"  removed {_rel(stale)}, left by a run that was killed")
+    for number, source in enumerate(notebooks, start=1):
         executed = out_dir / source.name
         params = parameters.get(source.stem, {})
         reason = "--force" if force else stale_reason(source, executed, params)
         if reason is None:
             print(f"  {source.stem}: up to date, skipped (--force re-runs it)")
             continue
-        print(f"  {source.stem}: running ({reason}) ...", flush=True)
+        print(f"  {source.stem} ({number}/{len(notebooks)}): running ({reason}), "
+              f"started {time.strftime('%H:%M:%S')} ...", flush=True)
         start = time.perf_counter()
         try:
             execute_notebook(source, executed, params, preset=preset, kernel_name=kernel_name)
