@@ -1,14 +1,37 @@
-"""Command line: ``rbmlib data | tune | evaluate | summary``.
+"""Command line: rbmlib data | tune | evaluate | summary
 
-    rbmlib tune --model rbm-lr --preset paper     # resumable; --storage postgresql://... to share
-    rbmlib evaluate --preset paper                # best params, refit on trainval, test once
-    rbmlib summary --preset paper                 # results/summary.csv
+examples:
+  rbmlib data                                   # find, verify and cache Fashion-MNIST
+  rbmlib tune --model rbm-lr --preset paper     # resumable; --storage postgresql://... to share
+  rbmlib evaluate --preset paper                # best params, refit on trainval, test once
+  rbmlib summary --preset paper                 # results/summary.csv
+
+A problem the user can fix (a storage or tracking URI that does not work, a
+damaged study file, a missing study) is one line on stderr and exit status 1;
+a mistyped command line is argparse's usage message and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+
+# Module level imports stay light (argparse, sys): `rbmlib --help` must not wait
+# for torch, Optuna or MLflow; each command imports what it runs.
+
+_TUNE_EXAMPLES = """\
+examples:
+  rbmlib tune --model lr --preset smoke --n-trials 3
+  rbmlib tune --model rbm-lr --storage postgresql://user@host:5432/optuna --seed 1   # a second worker
+"""
+_EVALUATE_EXAMPLES = """\
+example:
+  rbmlib evaluate --model lr --preset smoke     # after `rbmlib tune --model lr --preset smoke`
+"""
+_SUMMARY_EXAMPLES = """\
+example:
+  rbmlib summary --preset smoke                 # prints and writes results/smoke/summary.csv
+"""
 
 
 def _data(args) -> int:
@@ -62,6 +85,18 @@ def _summary(args) -> int:
     return 0
 
 
+def _user_errors() -> tuple[type[Exception], ...]:
+    """The errors of the tuning commands that are the user's to fix; their messages are one line.
+
+    Imported when a tuning command fails, not before: they come with Optuna and MLflow.
+    """
+    from rbmlib.tuning.stores import StorageError
+    from rbmlib.tuning.study import MissingStudyError, SetupChangedError
+    from rbmlib.tuning.tracking import TrackingError
+
+    return StorageError, TrackingError, MissingStudyError, SetupChangedError
+
+
 def _add_tuning_args(parser, *, models=True) -> None:
     from rbmlib.models import MODEL_NAMES
     from rbmlib.tuning.presets import PRESETS
@@ -72,37 +107,54 @@ def _add_tuning_args(parser, *, models=True) -> None:
     parser.add_argument("--preset", default="paper", choices=sorted(PRESETS),
                         help="trials, epochs and data sizes (rbmlib/tuning/presets.py); default paper")
     parser.add_argument("--storage", default=None,
-                        help="Optuna storage URL, e.g. postgresql://user@host:5432/optuna "
+                        help="Optuna storage URL, sqlite:///path.db or postgresql://user@host:5432/optuna "
                              "(default: SQLite files under the preset's results/studies/)")
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="rbmlib", description=__doc__)
+def _parser() -> argparse.ArgumentParser:
+    # Raw descriptions and epilogs: argparse would otherwise join the examples into one paragraph.
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog="rbmlib", description=__doc__, formatter_class=raw)
     commands = parser.add_subparsers(dest="command", required=True)
     get = commands.add_parser("data", help="find, verify and cache Fashion-MNIST")
     get.add_argument("--data-dir", default=None, help="cache folder (default: $RBMLIB_DATA_DIR or ./data)")
     get.add_argument("--no-download", action="store_true", help="use local copies only")
     get.set_defaults(run=_data)
 
-    tune = commands.add_parser("tune", help="run (or resume) Optuna studies, logged to MLflow")
+    tune = commands.add_parser("tune", help="run (or resume) Optuna studies, logged to MLflow",
+                               epilog=_TUNE_EXAMPLES, formatter_class=raw)
     _add_tuning_args(tune)
     tune.add_argument("--n-trials", type=int, default=None,
                       help="target number of finished trials per study (default: the preset's)")
     tune.add_argument("--tracking-uri", default=None,
-                      help="MLflow tracking URI (default: sqlite:///<results>/mlflow.db)")
+                      help="MLflow tracking URI, e.g. http://host:5000 or sqlite:///mlflow.db "
+                           "(default: sqlite:///<results>/mlflow.db)")
     tune.add_argument("--seed", type=int, default=0,
                       help="seeds the TPE sampler; give each worker sharing a study its own")
     tune.set_defaults(run=_tune)
 
-    evaluate = commands.add_parser("evaluate", help="refit the best parameters, score once on test")
+    evaluate = commands.add_parser("evaluate", help="refit the best parameters, score once on test",
+                                   epilog=_EVALUATE_EXAMPLES, formatter_class=raw)
     _add_tuning_args(evaluate)
     evaluate.set_defaults(run=_evaluate)
 
-    summary = commands.add_parser("summary", help="write and print the preset's summary.csv")
+    summary = commands.add_parser("summary", help="write and print the preset's summary.csv",
+                                  epilog=_SUMMARY_EXAMPLES, formatter_class=raw)
     _add_tuning_args(summary, models=False)
     summary.set_defaults(run=_summary)
-    args = parser.parse_args(argv)
-    return args.run(args)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except Exception as exc:
+        # Only the known errors become one line; anything else keeps its traceback.
+        if args.command == "data" or not isinstance(exc, _user_errors()):
+            raise
+        print(f"rbmlib {args.command}: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -10,27 +10,46 @@ preset's number of *finished* (complete or pruned) trials, so rerunning the same
 command after a crash or a kill continues where the study stopped. Each trial
 is committed when it ends; a trial that was running when its process died
 stops sending heartbeats, is marked failed once ``grace_period`` has passed, and
-is queued again with the same parameters.
+is queued again with the same parameters. A finished trial whose process died
+before MLflow heard of it is logged by the next :func:`tune`.
+
+Storages are opened by :func:`rbmlib.tuning.stores.open_storage`, which turns
+every way a storage can fail into a one-line :class:`StorageError`.
 """
 
 from __future__ import annotations
 
-import time
-import warnings
+import datetime
+import sys
 
 import optuna
-import sqlalchemy.exc
-from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from rbmlib import paths
 from rbmlib.models import get_model, model_steps
 from rbmlib.tuning.objective import Objective, Splits
 from rbmlib.tuning.presets import get_preset
-from rbmlib.tuning.tracking import TrialLogger, default_tracking_uri, ensure_experiment
+from rbmlib.tuning.stores import open_storage, shown, with_driver
+from rbmlib.tuning.tracking import TrialLogger, check_tracking, default_tracking_uri, ensure_experiment
 
 #: Trials that count towards a study's target: a verdict on their parameters.
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+#: A finished trial without an MLflow run is logged by :func:`tune` only once it
+#: finished this many seconds ago: before that, the worker that ran it (another
+#: process, perhaps) may still be logging it, and the trial would get two runs.
+UNLOGGED_AFTER_S = 30
+
+
+class MissingStudyError(KeyError):
+    """``load_study(..., create=False)`` of a study that does not exist."""
+
+    def __str__(self) -> str:  # KeyError's own quotes the message
+        return str(self.args[0])
+
+
+class SetupChangedError(ValueError):
+    """A study tuned under another set-up than the one the code gives now (see :func:`load_study`)."""
 
 
 def study_name(preset: str, model: str) -> str:
@@ -45,47 +64,25 @@ def default_storage(preset: str, model: str) -> str:
     return f"sqlite:///{db}"
 
 
-def with_driver(url: str) -> str:
-    """``postgresql://...`` -> ``postgresql+psycopg2://...``; other URLs unchanged.
+def make_sampler(preset, seed: int, n_trials_so_far: int) -> optuna.samplers.BaseSampler:
+    """The preset's TPE sampler for a study that already holds ``n_trials_so_far`` trials.
 
-    SQLAlchemy 2.1 reads a bare ``postgresql://`` as psycopg 3, which the project
-    does not install; it pins psycopg2 (``psycopg2-binary``).
+    ``seed`` is mixed with that number, so that a resumed run does not replay
+    the first run's random start-up draws.
     """
-    return "postgresql+psycopg2://" + url[len("postgresql://"):] if url.startswith("postgresql://") else url
+    return optuna.samplers.TPESampler(seed=seed * 100_003 + n_trials_so_far,
+                                      n_startup_trials=get_preset(preset).sampler_n_startup_trials)
 
 
-def open_storage(url: str, heartbeat_interval: int = 60) -> RDBStorage:
-    """An RDB storage with heartbeats, so trials of a killed worker are retried.
-
-    Parameters
-    ----------
-    url : str
-        SQLAlchemy URL (``sqlite:///path.db``, ``postgresql://user@host:port/db``).
-    heartbeat_interval : int
-        Seconds between a running trial's heartbeats; it is declared dead after
-        twice that without one.
-    """
-    if url.startswith("sqlite"):
-        # The heartbeat thread and the trial loop write the same file; wait for
-        # the lock instead of failing with "database is locked".
-        engine_kwargs = {"connect_args": {"timeout": 60}}
-    else:
-        engine_kwargs = {"pool_pre_ping": True}  # survive a server restart between trials
-    with warnings.catch_warnings():
-        # Heartbeats are "experimental" since Optuna 2.8 and are Optuna's documented
-        # way to recover trials of dead workers; the warning says nothing actionable.
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return RDBStorage(
-            with_driver(url),
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=heartbeat_interval,
-            grace_period=2 * heartbeat_interval,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2),
-        )
+def make_pruner(preset) -> optuna.pruners.BasePruner:
+    """The preset's median pruner (it judges networks' validation accuracy per epoch)."""
+    preset = get_preset(preset)
+    return optuna.pruners.MedianPruner(n_startup_trials=preset.pruner_n_startup_trials,
+                                       n_warmup_steps=preset.pruner_n_warmup_steps)
 
 
 def load_study(model: str, preset, *, storage: str | None = None, seed: int = 0,
-               sampler=None, pruner=None, create: bool = True) -> optuna.Study:
+               create: bool = True) -> optuna.Study:
     """Open (or create) the study of ``model`` under ``preset``.
 
     Parameters
@@ -95,40 +92,34 @@ def load_study(model: str, preset, *, storage: str | None = None, seed: int = 0,
     storage : str, optional
         Storage URL; default: the preset's SQLite file for this model.
     seed : int
-        Seeds the TPE sampler. Mixed with the number of trials already in the
-        study, so that a resumed run does not replay the first run's random
-        start-up draws. Give parallel workers different seeds.
-    sampler, pruner : optional
-        Override the preset's ``TPESampler`` / ``MedianPruner`` (tests use this).
+        Seeds the sampler (:func:`make_sampler`). Give parallel workers different seeds.
     create : bool
-        If False, a missing study raises ``KeyError`` instead of being created.
+        If False, a missing study raises :class:`MissingStudyError` (a ``KeyError``)
+        instead of being created.
+
+    Raises
+    ------
+    StorageError
+        The storage cannot be opened (see :func:`open_storage`).
+    SetupChangedError
+        The study was tuned under another set-up (a ``ValueError``).
     """
     preset = get_preset(preset)
     name = study_name(preset.name, model)
     if storage is None and not create and not paths.study_db(preset.name, model).exists():
-        raise KeyError(f"No study {name!r}: {paths.study_db(preset.name, model)} does not exist.")
+        raise MissingStudyError(f"No study {name!r}: {paths.study_db(preset.name, model)} does not exist.")
     url = storage or default_storage(preset.name, model)
-    pruner = pruner or optuna.pruners.MedianPruner(
-        n_startup_trials=preset.pruner_n_startup_trials, n_warmup_steps=preset.pruner_n_warmup_steps
-    )
-    for attempt in range(5):
-        try:  # two workers creating the tables of a fresh database can race; retry
-            rdb = open_storage(url, preset.heartbeat_interval)
-            if not create:
-                rdb.get_study_id_from_name(name)  # KeyError if there is no such study
-            study = optuna.create_study(storage=rdb, study_name=name, direction="maximize",
-                                        pruner=pruner, load_if_exists=True)
-            break
+    rdb = open_storage(url, preset.heartbeat_interval)
+    if not create:
+        try:
+            rdb.get_study_id_from_name(name)
         except KeyError:
-            raise KeyError(f"No study {name!r} in {url}; run `rbmlib tune --model {model} "
-                           f"--preset {preset.name}` first.") from None
-        except sqlalchemy.exc.SQLAlchemyError:
-            if attempt == 4:
-                raise
-            time.sleep(1 + attempt)
-    study.sampler = sampler or optuna.samplers.TPESampler(
-        seed=seed * 100_003 + len(study.trials), n_startup_trials=preset.sampler_n_startup_trials
-    )
+            raise MissingStudyError(f"No study {name!r} in {shown(url)}; run `rbmlib tune --model "
+                                    f"{model} --preset {preset.name}` first.") from None
+    # Two workers creating the same study: the second loads the first's.
+    study = optuna.create_study(storage=rdb, study_name=name, direction="maximize",
+                                pruner=make_pruner(preset), load_if_exists=True)
+    study.sampler = make_sampler(preset, seed, len(study.get_trials(deepcopy=False)))
     if create and not study.user_attrs:
         # Tags of every MLflow run in the experiment (tag_study_user_attrs=True).
         study.set_user_attr("model", model)
@@ -158,8 +149,8 @@ def _check_setup(study: optuna.Study, preset, model: str, url: str) -> None:
                if key in study.user_attrs and study.user_attrs[key] != now}
     if changed:
         lines = "; ".join(f"{key} was {old}, is now {now}" for key, (old, now) in changed.items())
-        raise ValueError(
-            f"Study {study.study_name!r} in {url} was tuned under another set-up ({lines}). Delete "
+        raise SetupChangedError(
+            f"Study {study.study_name!r} in {shown(url)} was tuned under another set-up ({lines}). Delete "
             "or move that study (for the default storage, its .db file) to tune afresh, or "
             "restore the preset or model."
         )
@@ -203,10 +194,35 @@ def warm_start(study: optuna.Study, model: str, preset, *, storage: str | None =
     return rbms
 
 
+def log_unlogged(study: optuna.Study, logger: TrialLogger) -> list[int]:
+    """Log to MLflow the finished trials that have no run there, and say so on stderr.
+
+    Their process died between Optuna's commit of the trial and the logging
+    callback (a SIGKILL, a lost tracking server). Trials that finished less than
+    :data:`UNLOGGED_AFTER_S` ago are left to the worker that may be logging them.
+
+    Returns
+    -------
+    list of int
+        The numbers of the trials logged now.
+    """
+    before = datetime.datetime.now() - datetime.timedelta(seconds=UNLOGGED_AFTER_S)
+    trials = [t for t in study.get_trials(deepcopy=False, states=FINISHED)
+              if t.datetime_complete is not None and t.datetime_complete <= before]
+    logged = logger.log_missing(study, trials)
+    if logged:
+        print(f"rbmlib: logged {len(logged)} finished trial(s) of {study.study_name} that MLflow "
+              f"lacked: {', '.join(map(str, logged))}", file=sys.stderr, flush=True)
+    return logged
+
+
 def tune(model: str, preset, *, n_trials: int | None = None, storage: str | None = None,
          tracking_uri: str | None = None, seed: int = 0, splits: Splits | None = None,
-         sampler=None, pruner=None, show_progress_bar: bool = True) -> optuna.Study:
+         show_progress_bar: bool = True) -> optuna.Study:
     """Run ``model``'s study until it holds ``n_trials`` finished trials.
+
+    Before and after running trials, finished trials that MLflow lacks are
+    logged (:func:`log_unlogged`), even when the study needs no new trial.
 
     Parameters
     ----------
@@ -226,39 +242,46 @@ def tune(model: str, preset, *, n_trials: int | None = None, storage: str | None
         preset's ``random_state`` whatever it is, so trials compare like with like.
     splits : Splits, optional
         Training and validation data (default: loaded from the preset).
-    sampler, pruner : optional
-        Overrides for tests.
     show_progress_bar : bool
         Optuna's progress bar over trials (epochs get a bar of their own on a terminal).
 
     Returns
     -------
     optuna.Study
+
+    Raises
+    ------
+    StorageError, SetupChangedError
+        From :func:`load_study`.
+    rbmlib.tuning.tracking.TrackingError
+        The tracking URI is not usable or its server does not answer (both checked first), or the
+        MLflow store cannot be opened.
     """
     preset = get_preset(preset)
     target = preset.n_trials[model] if n_trials is None else n_trials
-    study = load_study(model, preset, storage=storage, seed=seed, sampler=sampler, pruner=pruner)
+    # MLflow's SQL stores use SQLAlchemy too, hence the driver.
+    tracking_uri = default_tracking_uri(preset.name) if tracking_uri is None else with_driver(tracking_uri)
+    check_tracking(tracking_uri)  # in seconds, before a study is made: a server must answer
+    study = load_study(model, preset, storage=storage, seed=seed)
+    ensure_experiment(tracking_uri, study.study_name)
+    logger = TrialLogger(tracking_uri)
+    log_unlogged(study, logger)
     remaining = target - n_finished(study)
     if remaining <= 0:
         return study
     if get_model(model).warm_start_from:
         warm_start(study, model, preset, storage=storage)
-    if tracking_uri is None:
-        tracking_uri = default_tracking_uri(preset.name)
-        ensure_experiment(tracking_uri, study.study_name, paths.preset_dir(preset.name) / "mlartifacts")
-    else:
-        tracking_uri = with_driver(tracking_uri)  # MLflow's SQL stores use SQLAlchemy too
-        ensure_experiment(tracking_uri, study.study_name)
     objective = Objective(model, preset, splits=splits)
     study.optimize(
         objective,
         n_trials=remaining,
         callbacks=[
-            TrialLogger(tracking_uri),
+            logger,
             # Another worker on the same study may finish trials meanwhile.
             optuna.study.MaxTrialsCallback(target, states=FINISHED),
         ],
         gc_after_trial=True,  # free a finished trial's network and buffers before the next
         show_progress_bar=show_progress_bar,
     )
+    log_unlogged(study, logger)  # e.g. a trial of a killed run that was too recent at the start
     return study

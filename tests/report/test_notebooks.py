@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from quarto_cells import quarto_label
-from rbmlib import data, paths
+from rbmlib import paths
 from rbmlib.report import pipeline
 
 NOTEBOOKS = pipeline.source_notebooks()

@@ -20,6 +20,7 @@ from rbmlib.nets import TorchClassifier
 from rbmlib.rbm import BernoulliRBM
 from rbmlib.tuning.refit import SUMMARY_COLUMNS, evaluate, read_predictions, summarize
 from rbmlib.tuning import rbm_cache
+from rbmlib.tuning import study as study_module
 from rbmlib.tuning.objective import Splits
 from rbmlib.tuning.spaces import SPACES
 from rbmlib.tuning.study import load_study, tune
@@ -134,10 +135,10 @@ def test_a_study_tuned_on_another_make_up_of_the_model_is_refused(splits, monkey
         load_study("rbm-lr", TINY)
 
 
-def test_pruned_trials_are_recorded_with_their_reason(splits):
+def test_pruned_trials_are_recorded_with_their_reason(splits, monkeypatch):
     # Any accuracy below 1.0 is pruned at the first epoch.
-    pruner = optuna.pruners.ThresholdPruner(lower=1.0)
-    study = tune("fnn", TINY, splits=splits, pruner=pruner, show_progress_bar=False)
+    monkeypatch.setattr(study_module, "make_pruner", lambda preset: optuna.pruners.ThresholdPruner(lower=1.0))
+    study = tune("fnn", TINY, splits=splits, show_progress_bar=False)
     assert [t.state for t in study.trials] == [TrialState.PRUNED] * 2
     for t in study.trials:
         assert t.user_attrs["prune_reason"] == "ThresholdPruner at epoch 1"

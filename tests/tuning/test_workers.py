@@ -24,9 +24,10 @@ import pytest
 from optuna.trial import TrialState
 from tuning_helpers import TINY
 
-from rbmlib import data, paths
+from rbmlib import paths
 from rbmlib.tuning.objective import Splits
-from rbmlib.tuning.study import load_study, tune, with_driver
+from rbmlib.tuning.stores import with_driver
+from rbmlib.tuning.study import load_study, tune
 
 pytestmark = pytest.mark.slow  # real data (or servers and processes): seconds each
 
