@@ -69,6 +69,11 @@ def evaluation_csv(preset: str) -> Path:
     return preset_dir(preset) / "evaluation.csv"
 
 
+def test_ledger(preset: str) -> Path:
+    """Every look at the test split under the preset, one row each (append-only; see ``tuning.ledger``)."""
+    return preset_dir(preset) / "test_ledger.csv"
+
+
 def predictions_file(preset: str, model: str, trial_number: int, seed: int) -> Path:
     """Test-set predictions of one final refit (int8 labels, in test-split order).
 

@@ -344,7 +344,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         """
         return self._map_chunks(self._validated(v), self._gibbs_step, self.n_features_in_)
 
-    def sample(self, n_samples, n_steps=1000, *, init=None, return_probabilities=False):
+    def sample(self, n_samples, n_steps=1000, *, init=None, return_probabilities=False, random_state=None):
         """Draw visible samples by running ``n_steps`` of block-Gibbs sampling.
 
         Parameters
@@ -358,6 +358,10 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             Uniform random binary states by default.
         return_probabilities : bool, default=False
             Return P(v=1|h) of the last step (smoother to look at) instead of binary samples.
+        random_state : int, RandomState instance or None, default=None
+            Seeds the chains. None draws from the model's own generator, whose
+            state depends on what the model did before (trained here, or loaded:
+            other samples); give a seed for samples that depend on it alone.
 
         Returns
         -------
@@ -366,15 +370,16 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         check_is_fitted(self)
         self._bind()
         W = self._params["W"]
+        gen = self._rng if random_state is None else make_generator(random_state, W.device)
         if init is None:
-            v = self._bernoulli(torch.full((n_samples, W.shape[1]), 0.5, device=W.device, dtype=W.dtype))
+            v = conditionals.bernoulli(torch.full((n_samples, W.shape[1]), 0.5, device=W.device, dtype=W.dtype), gen)
         else:
             init = self._validated(init)
             v = self._as_tensor(init.toarray() if sp.issparse(init) else init).clone()
         for _ in range(n_steps):
-            h = self._bernoulli(self._mean_hiddens(v))
+            h = conditionals.bernoulli(self._mean_hiddens(v), gen)
             p_v = self._mean_visibles(h)
-            v = self._bernoulli(p_v)
+            v = conditionals.bernoulli(p_v, gen)
         out = p_v if (return_probabilities and n_steps > 0) else v
         return out.cpu().numpy()
 

@@ -246,3 +246,12 @@ def test_a_dataframe_fits_and_transforms_without_warnings(bars):
         rbm.transform(frame)
         rbm.score_samples(frame)
     assert list(rbm.feature_names_in_) == list(frame.columns)
+
+
+def test_seeded_samples_do_not_depend_on_the_models_history(bars):
+    X, _ = bars
+    trained = small().fit(X)
+    loaded = BernoulliRBM.from_params(trained.components_, trained.intercept_hidden_,
+                                      trained.intercept_visible_, device="cpu", random_state=0)
+    np.testing.assert_array_equal(trained.sample(3, 20, random_state=5), loaded.sample(3, 20, random_state=5))
+    assert not np.array_equal(trained.sample(3, 20, random_state=5), trained.sample(3, 20, random_state=6))

@@ -187,15 +187,15 @@ def _name(key) -> str:
     return f"{key[0]} with {key[1]} hidden units"
 
 
-def long_chain_samples(rbms: dict, n_samples=8, n_steps=10_000) -> dict:
+def long_chain_samples(rbms: dict, n_samples=8, n_steps=10_000, *, random_state=0) -> dict:
     """``{(variant, size): P(v | h) after n_steps of Gibbs sampling from random images}``.
 
     Chains start from uniform noise, far from the data, so what they show after
     many steps is the model's own idea of an image, not a reconstruction. They
-    draw from each RBM's own generator (seeded by its ``random_state``), so a
-    rerun draws the same samples.
+    are seeded by ``random_state`` alone, so an RBM trained now and the same RBM
+    loaded from the cache draw the same samples.
     """
-    return {key: rbm.sample(n_samples, n_steps, return_probabilities=True)
+    return {key: rbm.sample(n_samples, n_steps, return_probabilities=True, random_state=random_state)
             for key, rbm in tqdm(rbms.items(), desc="Gibbs chains", unit="RBM")}
 
 

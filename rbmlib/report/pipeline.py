@@ -47,6 +47,7 @@ import time
 from pathlib import Path
 
 from rbmlib import paths
+from rbmlib._environ import temporary_environ
 from rbmlib.tuning.presets import PRESETS  # one set of presets for tuning and report (no torch import)
 
 QUARTO_URL = "https://quarto.org/docs/get-started/"
@@ -157,18 +158,10 @@ def kernel_environment(values=None):
     ``PYTHONWARNINGS`` is kept, the new ones added after it.
     """
     values = dict(KERNEL_ENVIRONMENT if values is None else values)
-    before = {name: os.environ.get(name) for name in values}
-    if before.get("PYTHONWARNINGS") and "PYTHONWARNINGS" in values:
-        values["PYTHONWARNINGS"] = f"{before['PYTHONWARNINGS']},{values['PYTHONWARNINGS']}"
-    os.environ.update(values)
-    try:
+    if os.environ.get("PYTHONWARNINGS") and "PYTHONWARNINGS" in values:
+        values["PYTHONWARNINGS"] = f"{os.environ['PYTHONWARNINGS']},{values['PYTHONWARNINGS']}"
+    with temporary_environ(values):
         yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def machine_paths() -> dict[str, str]:

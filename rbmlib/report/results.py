@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from rbmlib import data, metrics
 from rbmlib.data import CLASS_NAMES
 from rbmlib.models import MODEL_NAMES, MODELS
+from rbmlib.tuning import ledger
 from rbmlib.tuning.refit import current_rows, read_evaluation, read_predictions
 from rbmlib.tuning.presets import get_preset
 
@@ -193,7 +194,12 @@ def _effect(diff, se) -> int:
 
 def _in_sentence(model: str) -> str:
     """A model's label inside a sentence: lower case, but "CNN" stays an acronym."""
-    return MODELS[model].label.lower().replace("cnn", "CNN")
+    return _in_prose(MODELS[model].label)
+
+
+def _in_prose(label: str) -> str:
+    """A label inside a sentence: lower case, but the acronyms stay."""
+    return label.lower().replace("cnn", "CNN").replace("rbm", "RBM")
 
 
 def rbm_effect_sentence(effect: pd.DataFrame) -> str:
@@ -259,3 +265,49 @@ def conclusion_sentence(summary: pd.DataFrame) -> str:
             + " and ".join(verdicts) + f" on the test set. The best model overall is the "
             f"{_in_sentence(best)}, which "
             + ("uses" if uses_rbm else "does not use") + " RBM features.")
+
+
+def test_looks(preset) -> pd.DataFrame:
+    """Every look at the test split from the ledger, one row per (commit, model, trial, parameters).
+
+    Rows are in the order the looks were recorded; ``Seeds`` lists the refits
+    scored together and ``Test accuracy (%)`` is their mean.
+    """
+    looks = ledger.read(get_preset(preset).name)
+    looks["first"] = range(len(looks))
+    groups = looks.groupby(["commit", "model", "trial_number", "params"], sort=False)
+    table = groups.agg(first=("first", "min"), time=("time", "first"), seeds=("seed", list),
+                       accuracy=("test_accuracy", "mean")).reset_index().sort_values("first")
+    table["round"] = table.groupby("model").cumcount() + 1
+    return pd.DataFrame({
+        "Recorded": table["time"].str[:16].str.replace("T", " "),
+        "Commit": table["commit"],
+        "Model": [MODELS[m].label for m in table["model"]],
+        "Trial": table["trial_number"],
+        "Seeds": [", ".join(map(str, s)) for s in table["seeds"]],
+        "Test accuracy (%)": (table["accuracy"] * 100).round(2),
+        "Look": table["round"],
+    })
+
+
+def test_looks_sentence(looks: pd.DataFrame) -> str:
+    """How often each model's test score was looked at, and which models were scored again on other parameters."""
+    if looks.empty:
+        return "The test split has not been scored yet."
+    per_model = looks.groupby("Model", sort=False)
+    again = [m for m, g in per_model if g["Trial"].nunique() > 1]
+    repeated = [m for m, g in per_model if len(g) > g["Trial"].nunique()]
+    n_fits = sum(len(s.split(", ")) for s in looks["Seeds"])
+    text = (f"The ledger holds {n_fits} scored refits in {len(looks)} groups.")
+    if again:
+        text += (f" {_sentence_start(again)} were scored on a second best trial after their first test "
+                 "scores had been seen, so their final rows were selected partly on the test set.")
+    if repeated:
+        text += f" {_sentence_start(repeated)} were scored twice with the same parameters."
+    return text
+
+
+def _sentence_start(labels) -> str:
+    words = [_in_prose(label) for label in labels]
+    joined = ", ".join(words[:-1]) + f" and {words[-1]}" if len(words) > 1 else words[0]
+    return joined[0].upper() + joined[1:]

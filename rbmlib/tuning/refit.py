@@ -1,6 +1,8 @@
 """Final numbers: refit each study's best parameters on "trainval", score once on "test".
 
-This is the only module that loads the test split. For every model and every
+This is the only module that loads the test split, and every look it takes
+is recorded in the test-set ledger (:mod:`rbmlib.tuning.ledger`), which also
+refuses a second look at the same (preset, model, seed). For every model and every
 seed of the preset, the best trial's parameters (chosen on the validation
 split) are refit on all 60,000 training images and scored on the 10,000 test
 images. Networks train for the best trial's best epoch (early stopping on the
@@ -10,8 +12,10 @@ Rows are appended to ``evaluation.csv`` as each fit finishes, and the test
 predictions saved beside them (``paths.predictions_file``: the results notebook
 draws confusion matrices and per-class scores from them without refitting). A
 rerun skips the (model, seed) pairs that have both for the same best trial, so a
-killed evaluation resumes, and a study that found a new best after more tuning
-is evaluated again. :func:`summarize` then writes ``summary.csv``.
+killed evaluation resumes. A pair that the ledger shows scored already is not
+scored again, whatever changed since (a new best trial after more tuning, a
+lost predictions file): that would be a second look. :func:`summarize` then
+writes ``summary.csv``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
 from rbmlib import data, metrics, paths
+from rbmlib.tuning import ledger
 from rbmlib.models import MODEL_NAMES, get_model, make_model
 from rbmlib.tuning.presets import get_preset
 from rbmlib.tuning.rbm_cache import fit_feature_steps
@@ -176,6 +181,8 @@ def evaluate(models=None, preset="paper", *, storage: str | None = None, seeds=N
         X, y = data.load_split("trainval", subset=preset.trainval_subset)
         X_test, y_test = data.load_split("test", subset=preset.test_subset)
         path = paths.evaluation_csv(preset.name)
+        for model, seed in todo:  # before any fit: a second look is refused, not started
+            ledger.check_unscored(preset.name, model, seed)
         for model, seed in tqdm(todo, desc=f"evaluate ({preset.name})", unit="fit"):
             start = time.perf_counter()
             params = refit_params(model, preset, best[model])
@@ -187,6 +194,9 @@ def evaluate(models=None, preset="paper", *, storage: str | None = None, seeds=N
                    "test_accuracy": scores["accuracy"], "test_macro_f1": scores["macro_f1"],
                    "seconds": round(time.perf_counter() - start, 2), "refit_params": keys[model]}
             _append_row(path, row)
+            ledger.append(preset.name, {"model": model, "seed": seed, "trial_number": best[model].number,
+                                        "params": keys[model], "test_accuracy": scores["accuracy"],
+                                        "test_macro_f1": scores["macro_f1"]})
             tqdm.write(f"{model} seed {seed}: test accuracy {scores['accuracy']:.4f}, "
                        f"macro F1 {scores['macro_f1']:.4f} ({row['seconds']:.0f}s)")
     return read_evaluation(preset)

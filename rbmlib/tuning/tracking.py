@@ -31,9 +31,7 @@ answer, each fail with a one-line :class:`TrackingError`, using the checks of
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import os
 import sqlite3
 import time
 import urllib.parse
@@ -50,6 +48,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_SOURCE_NAME
 from optuna_integration import MLflowCallback
 from sqlalchemy.engine import make_url
 
+from rbmlib._environ import temporary_environ
 from rbmlib.tuning.stores import error_reason, retrying, shown, sqlite_damage, url_problem
 
 # User attributes that are curves: logged as metric steps, not as (truncated) tags.
@@ -87,21 +86,6 @@ def is_database(tracking_uri: str) -> bool:
     return urllib.parse.urlparse(tracking_uri).scheme.split("+")[0] in DATABASE_ENGINES
 
 
-@contextlib.contextmanager
-def _environment(**values):
-    """Set environment variables for the duration of a ``with`` block, then restore them."""
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update({name: str(value) for name, value in values.items()})
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def check_tracking(tracking_uri: str) -> None:
     """Fail in seconds, with one line, if ``tracking_uri`` cannot be used.
 
@@ -123,7 +107,7 @@ def check_tracking(tracking_uri: str) -> None:
         _check_database(tracking_uri)
         return
     probe = {MLFLOW_HTTP_REQUEST_TIMEOUT.name: PROBE_TIMEOUT_S, MLFLOW_HTTP_REQUEST_MAX_RETRIES.name: 0}
-    with _environment(**probe):
+    with temporary_environ(probe):
         try:
             mlflow.MlflowClient(tracking_uri).search_experiments(max_results=1)
         except MlflowException as exc:

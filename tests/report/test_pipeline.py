@@ -231,7 +231,7 @@ def test_make_lab_allows_root_only_for_root_and_passes_lab_args():
 
 def test_make_report_and_tune_pin_the_thread_count():
     assert _make("-n", "report").splitlines()[-1].startswith(
-        "OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 .venv/bin/python -m rbmlib.report --preset paper")
+        "OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python -m rbmlib.report --preset paper")
     assert "OMP_NUM_THREADS=3 MKL_NUM_THREADS=3 " in _make("-n", "report", "THREADS=3", "PRESET=smoke")
     tune = _make("-n", "tune")
     assert tune.count("OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/rbmlib") == 2  # tune and evaluate

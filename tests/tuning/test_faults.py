@@ -12,7 +12,6 @@ import contextlib
 import hashlib
 import inspect
 import os
-import shutil
 import socket
 import sqlite3
 import subprocess
@@ -36,6 +35,8 @@ from rbmlib.tuning.stores import StorageError
 from rbmlib.tuning.study import load_study, tune
 from rbmlib.tuning.tracking import TrialLogger, ensure_experiment
 
+pytestmark = pytest.mark.usefixtures("tuning_results")
+
 ROOT = Path(__file__).parents[2]
 #: The committed store, located before the fixture below points RESULTS_DIR elsewhere.
 COMMITTED_MLFLOW_DB = paths.mlflow_db("paper")
@@ -44,23 +45,6 @@ MACHINE_PATHS = ("/work/", "/root/", "/home/", "/tmp/")
 FORMS = ("sqlite:///path.db", "postgresql://user@host:port/db")
 
 
-@pytest.fixture(scope="module")
-def fresh_mlflow_db(tmp_path_factory):
-    """An MLflow store made as `tune` makes one (its migrations take seconds: done once)."""
-    db = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
-    ensure_experiment(f"sqlite:///{db}", "made-first")
-    return db
-
-
-@pytest.fixture(autouse=True)
-def results(tmp_path, monkeypatch, fresh_mlflow_db):
-    """Every output goes to a temporary folder, with a ready MLflow store per preset."""
-    monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path / "results")
-    monkeypatch.setattr(paths, "CACHE_DIR", tmp_path / "results" / "cache")
-    for preset in (TINY.name, "smoke"):
-        paths.mlflow_db(preset).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(fresh_mlflow_db, paths.mlflow_db(preset))
-    return tmp_path / "results"
 
 
 def _error_line(err: str, command: str) -> str:

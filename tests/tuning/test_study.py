@@ -3,7 +3,6 @@ log to MLflow, reuse RBMs, and the evaluation touches the test split only after 
 
 import dataclasses
 import json
-import shutil
 
 import mlflow
 import numpy as np
@@ -23,9 +22,10 @@ from rbmlib.tuning import rbm_cache
 from rbmlib.tuning import study as study_module
 from rbmlib.tuning.objective import Splits
 from rbmlib.tuning.spaces import SPACES
+from rbmlib.tuning import ledger
 from rbmlib.tuning.study import load_study, tune
 
-pytestmark = pytest.mark.slow  # real data (or servers and processes): seconds each
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("tuning_results")]  # real data (or servers and processes): seconds each
 
 REQUIRED_SUMMARY = ["model", "n_trials", "best_val_accuracy", "test_accuracy_mean",
                     "test_accuracy_std", "test_macro_f1_mean", "test_macro_f1_std", "n_seeds",
@@ -37,23 +37,6 @@ def splits(fashion_mnist):
     return Splits.load(TINY)
 
 
-@pytest.fixture(scope="module")
-def empty_mlflow_db(tmp_path_factory):
-    """An MLflow store with its tables made: creating them takes seconds, copying it does not."""
-    db = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
-    mlflow.MlflowClient(f"sqlite:///{db}").search_experiments()
-    return db
-
-
-@pytest.fixture(autouse=True)
-def results(tmp_path, monkeypatch, empty_mlflow_db):
-    """Every output (studies, MLflow, cache, CSVs) goes to a temporary folder."""
-    monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path / "results")
-    monkeypatch.setattr(paths, "CACHE_DIR", tmp_path / "results" / "cache")
-    for preset in (TINY.name, "smoke"):
-        paths.mlflow_db(preset).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(empty_mlflow_db, paths.mlflow_db(preset))
-    return tmp_path / "results"
 
 
 def _runs(experiment):
@@ -213,11 +196,16 @@ def test_tuning_never_reads_the_test_split_and_evaluation_writes_the_summary(mon
     for row in rows.itertuples():
         pred = read_predictions(TINY, row.model, row.trial_number, [row.seed])[row.seed]
         assert pred.shape == y_test.shape and np.isclose((pred == y_test).mean(), row.test_accuracy)
-    # A lost predictions file is made again on the next run, without a second row.
+    # Every look is in the ledger, once.
+    looks = ledger.read(TINY.name)
+    assert sorted(zip(looks["model"], looks["seed"])) == sorted(zip(rows["model"], rows["seed"]))
+    assert (looks["protocol"] == "tiny").all() and looks["params"].tolist() == rows["refit_params"].tolist()
+    # A lost predictions file is not made again: that would be a second look at the test set.
     lost = paths.predictions_file(TINY.name, "lr", int(rows.query("model == 'lr'")["trial_number"].iloc[0]), 0)
     lost.unlink()
-    again = evaluate(["lr"], TINY)
-    assert lost.exists() and len(again) == len(rows)
+    with pytest.raises(ledger.RepeatedLookError, match="tiny/lr seed 0 was scored on the test split already"):
+        evaluate(["lr"], TINY)
+    assert len(ledger.read(TINY.name)) == len(looks) and not lost.exists()
 
     summary = summarize(TINY)
     assert pd.read_csv(paths.summary_csv("tiny")).columns.tolist() == SUMMARY_COLUMNS
@@ -232,19 +220,15 @@ def test_tuning_never_reads_the_test_split_and_evaluation_writes_the_summary(mon
     assert summary.set_index("model").loc["lr", "test_accuracy_std"] == 0  # lbfgs has no randomness
 
 
-def test_a_study_tuned_afresh_is_evaluated_afresh(splits):
+def test_a_study_tuned_afresh_is_not_scored_on_the_test_set_again(splits):
+    # What happened to the RBM models of protocol 1: changed and scored a second time.
     tune("lr", TINY, n_trials=1, splits=splits, show_progress_bar=False)
     old = evaluate(["lr"], TINY, seeds=[0])
-    paths.study_db(TINY.name, "lr").unlink()  # tuned again from scratch: trial 0 once more
+    paths.study_db(TINY.name, "lr").unlink()  # tuned again from scratch: another best trial
     tune("lr", TINY, n_trials=1, seed=1, splits=splits, show_progress_bar=False)
-    new = evaluate(["lr"], TINY, seeds=[0])
-    assert len(new) == 2 and new["trial_number"].tolist() == [0, 0]
-    assert new["refit_params"].iloc[0] != new["refit_params"].iloc[1]
-    # The summary averages the new study's row, not the old trial 0's.
-    row = summarize(TINY).set_index("model").loc["lr"]
-    assert row["n_seeds"] == 1 and row["refit_params"] == new["refit_params"].iloc[1]
-    assert row["test_accuracy_mean"] == new["test_accuracy"].iloc[1]
-    assert old["refit_params"].iloc[0] == new["refit_params"].iloc[0]
+    with pytest.raises(ledger.RepeatedLookError, match="scored on the test split already"):
+        evaluate(["lr"], TINY, seeds=[0])
+    assert evaluate(["lr"], TINY, seeds=[]).equals(old) and len(ledger.read(TINY.name)) == 1
 
 
 def test_command_line_tunes_evaluates_and_summarises_the_smoke_preset(capsys, fashion_mnist):
