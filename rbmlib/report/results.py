@@ -282,7 +282,7 @@ def test_looks(preset) -> pd.DataFrame:
     return pd.DataFrame({
         "Recorded": table["time"].str[:16].str.replace("T", " "),
         "Commit": table["commit"],
-        "Model": [MODELS[m].label for m in table["model"]],
+        "Model": table["model"],  # the registry's short names: the labels would not fit a page
         "Trial": table["trial_number"],
         "Seeds": [", ".join(map(str, s)) for s in table["seeds"]],
         "Test accuracy (%)": (table["accuracy"] * 100).round(2),
@@ -294,6 +294,7 @@ def test_looks_sentence(looks: pd.DataFrame) -> str:
     """How often each model's test score was looked at, and which models were scored again on other parameters."""
     if looks.empty:
         return "The test split has not been scored yet."
+    looks = looks.assign(Model=[MODELS[m].label for m in looks["Model"]])
     per_model = looks.groupby("Model", sort=False)
     again = [m for m, g in per_model if g["Trial"].nunique() > 1]
     repeated = [m for m, g in per_model if len(g) > g["Trial"].nunique()]

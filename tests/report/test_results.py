@@ -90,3 +90,22 @@ def test_per_class_scores_and_confusion_come_from_the_stored_predictions(tmp_pat
     assert "3 seeds" in fig.axes[0].get_title()
     with pytest.raises(ValueError, match="No stored test predictions"):
         results.confusion_figure(TINY, summary, "fnn")
+
+
+def test_every_look_at_the_test_set_is_grouped_in_order_and_second_looks_are_named(tmp_path, monkeypatch):
+    from rbmlib.tuning import ledger
+
+    monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path / "results")
+    looks = [("lr", 3, 0, 0.84), ("lr", 3, 1, 0.86), ("rbm-lr", 0, 0, 0.80), ("rbm-lr", 9, 0, 0.88),
+             ("lr", 3, 0, 0.84)]
+    for model, trial, seed, accuracy in looks:
+        ledger.append("tiny", {"model": model, "seed": seed, "trial_number": trial, "params": f"{{\"t\": {trial}}}",
+                               "test_accuracy": accuracy, "test_macro_f1": accuracy})
+    table = results.test_looks(TINY)
+    # One commit here: the repeated lr look falls into the first group (same commit, trial, params).
+    assert table["Model"].tolist() == ["lr", "rbm-lr", "rbm-lr"] and table["Look"].tolist() == [1, 1, 2]
+    assert table["Seeds"].tolist() == ["0, 1, 0", "0", "0"]
+    assert table["Test accuracy (%)"].tolist() == [84.67, 80.0, 88.0]
+    sentence = results.test_looks_sentence(table)
+    assert sentence.startswith("The ledger holds 5 scored refits in 3 groups.")
+    assert "Logistic regression on RBM features were scored on a second best trial" in sentence
