@@ -16,8 +16,19 @@ USER_ID   = $(shell id -u)
 # sampling amplifies the difference: a fixed count makes a run repeatable
 # (README, Determinism). $(call threads,N) prefixes a command with it.
 threads = OMP_NUM_THREADS=$(1) MKL_NUM_THREADS=$(1)
+# $(call apt_install,package,what for,what happens without it): one shell command that
+# installs a Debian package with apt-get (as root, or through sudo) where it can, and
+# says so either way; nothing fails when it cannot.
+apt_install = if command -v apt-get >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; else SUDO=none; fi; \
+	  if [ "$$SUDO" != none ]; then \
+	    echo "Installing Debian's $(1) package ($(2))"; \
+	    $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1) >/dev/null \
+	      || echo "apt-get could not install $(1); $(3)"; \
+	  fi; \
+	else echo "$(1) is not installed and there is no apt-get; $(3)"; fi
 
-.PHONY: help setup data test postgres report tune bench lab lock clean
+.PHONY: help setup data test postgres pdftotext report tune bench lab lock clean
 
 help:
 	@echo "make report    set up, get the data, execute the notebooks, render the manuscript"
@@ -33,6 +44,7 @@ help:
 	@echo "make setup     create $(VENV) with the pinned packages (about 6.4 GB, several minutes, the first time)"
 	@echo "make data      find, verify and cache Fashion-MNIST (Debian's package where apt can install it)"
 	@echo "make postgres  install Debian's PostgreSQL server binaries for the two-worker tuning test"
+	@echo "make pdftotext install Debian's poppler-utils for the PDF checks of the render test"
 	@echo "make lock      rewrite constraints.txt from $(VENV) after changing a pin in pyproject.toml"
 	@echo "make clean     remove $(VENV) and the pytest cache (the data and results stay)"
 	@echo "make help      this list"
@@ -52,31 +64,27 @@ setup: $(STAMP)
 # rbmlib falls back to RBMLIB_DATA_DIR or torchvision's download, and says what
 # to do if neither works.
 data: setup
-	@if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null 2>&1; then \
-	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; else SUDO=none; fi; \
-	  if [ "$$SUDO" != none ]; then \
-	    echo "Installing Debian's dataset-fashion-mnist package"; \
-	    $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null || \
-	      echo "apt-get could not install dataset-fashion-mnist; trying other sources"; \
-	  fi; \
+	@if [ ! -d /usr/share/datasets/fashion-mnist ]; then \
+	  $(call apt_install,dataset-fashion-mnist,Fashion-MNIST,trying other sources); \
 	fi
 	$(BIN)/rbmlib data
 
-test: data postgres
+test: data postgres pdftotext
 	$(BIN)/python -m pytest
 
 # Debian's PostgreSQL server binaries, for the test in which two workers share a
 # study (tests/tuning/test_workers.py starts and stops its own server on
 # 127.0.0.1, and is skipped without them). Nothing is started here.
 postgres:
-	@if ! command -v pg_ctl >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 \
-	    && command -v apt-get >/dev/null 2>&1; then \
-	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; else SUDO=none; fi; \
-	  if [ "$$SUDO" != none ]; then \
-	    echo "Installing Debian's postgresql package (for the tuning tests)"; \
-	    $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null || \
-	      echo "apt-get could not install postgresql; the PostgreSQL test will be skipped"; \
-	  fi; \
+	@if ! command -v pg_ctl >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then \
+	  $(call apt_install,postgresql,for the tuning tests,the PostgreSQL test will be skipped); \
+	fi
+
+# Debian's poppler-utils, whose pdftotext lets the render test read the PDF
+# (tests/report/test_render.py; skipped without it).
+pdftotext:
+	@if ! command -v pdftotext >/dev/null 2>&1; then \
+	  $(call apt_install,poppler-utils,for the PDF checks of the render test,the PDF checks will be skipped); \
 	fi
 
 # The paper preset: tune the five studies, evaluate once on the test set, write
