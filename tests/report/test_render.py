@@ -67,3 +67,15 @@ def test_pdf_has_a_caption_for_every_embedded_table_and_figure(rendered):
     assert len(set(re.findall(r"Table (\d+):", text))) == n_tables
     assert len(set(re.findall(r"Figure (\d+):", text))) == n_figures
     assert "Every look at the test set" in text
+
+
+def test_pdf_equations_convert_and_the_bibliography_has_one_heading(rendered):
+    _, out = rendered
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (Debian's poppler-utils) is not installed")
+    text = subprocess.run(["pdftotext", str(out / "index.pdf"), "-"], capture_output=True, text=True).stdout
+    # \big\langle once reached Typst as the literal text "angle.l"; Typst adds its own heading to the bibliography.
+    assert "angle.l" not in text and "angle.r" not in text
+    assert text.count("Bibliography") == 1 and not re.search(r"^References$", text, flags=re.M)
+    html = (out / "index.html").read_text()
+    assert 'id="refs"' in html and html.count('id="ref-') >= 20  # the HTML keeps its reference list
