@@ -48,19 +48,24 @@ def scored(preset: str) -> set[tuple[str, int]]:
     return set(zip(rows["model"], rows["seed"].astype(int)))
 
 
-def check_unscored(preset: str, model: str, seed: int) -> None:
-    """Refuse a second look at the test split for (preset, model, seed).
+def check_unscored(preset: str, pairs) -> None:
+    """Refuse a second look at the test split for any (model, seed) of ``pairs`` under ``preset``.
+
+    The ledger is read once for all of them, before anything is fitted.
 
     Raises
     ------
     RepeatedLookError
+        Naming the first pair that was scored already.
     """
-    if (model, int(seed)) in scored(preset):
-        raise RepeatedLookError(
-            f"{preset}/{model} seed {seed} was scored on the test split already "
-            f"({paths.test_ledger(preset).name}); the test set is looked at once per protocol. "
-            "Restore its evaluation row and predictions from git, or tune the changed model under a new "
-            f"preset (a throwaway preset such as smoke starts afresh once results/{preset}/ is deleted).")
+    done = scored(preset)
+    for model, seed in pairs:
+        if (model, int(seed)) in done:
+            raise RepeatedLookError(
+                f"{preset}/{model} seed {seed} was scored on the test split already "
+                f"({paths.test_ledger(preset).name}); the test set is looked at once per protocol. "
+                "Restore its evaluation row and predictions from git, or tune the changed model under a new "
+                f"preset (a throwaway preset such as smoke starts afresh once results/{preset}/ is deleted).")
 
 
 def commit() -> str:

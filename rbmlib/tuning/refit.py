@@ -181,8 +181,7 @@ def evaluate(models=None, preset="paper", *, storage: str | None = None, seeds=N
         X, y = data.load_split("trainval", subset=preset.trainval_subset)
         X_test, y_test = data.load_split("test", subset=preset.test_subset)
         path = paths.evaluation_csv(preset.name)
-        for model, seed in todo:  # before any fit: a second look is refused, not started
-            ledger.check_unscored(preset.name, model, seed)
+        ledger.check_unscored(preset.name, todo)  # before any fit: a second look is refused, not started
         for model, seed in tqdm(todo, desc=f"evaluate ({preset.name})", unit="fit"):
             start = time.perf_counter()
             params = refit_params(model, preset, best[model])

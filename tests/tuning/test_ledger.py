@@ -53,8 +53,8 @@ def test_a_second_look_is_refused_before_anything_is_fitted(tmp_path, monkeypatc
     monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path)
     ledger.append("tiny", {"model": "lr", "seed": 0, "trial_number": 3, "params": "{}",
                            "test_accuracy": 0.8, "test_macro_f1": 0.79})
-    ledger.check_unscored("tiny", "lr", 1)  # another seed: fine
+    ledger.check_unscored("tiny", [("lr", 1), ("fnn", 0)])  # other pairs: fine
     with pytest.raises(ledger.RepeatedLookError, match="tiny/lr seed 0 was scored on the test split already"):
-        ledger.check_unscored("tiny", "lr", 0)
+        ledger.check_unscored("tiny", [("lr", 1), ("lr", 0)])
     row = ledger.read("tiny").iloc[0]
     assert row["source"] == "rbmlib evaluate" and row["commit"] and row["time"].endswith("+00:00")
