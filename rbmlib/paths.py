@@ -33,8 +33,6 @@ NOTEBOOKS_DIR = ROOT / "notebooks"
 NOTEBOOK_PARAMS_DIR = NOTEBOOKS_DIR / "params"
 #: Executed copies of the notebooks at the paper preset: what the manuscript embeds (committed).
 EXECUTED_DIR = NOTEBOOKS_DIR / "executed"
-#: Executed copies at the smoke preset (a quick check of the pipeline; not committed).
-SMOKE_EXECUTED_DIR = NOTEBOOKS_DIR / "executed-smoke"
 BENCHMARKS_DIR = RESULTS_DIR / "benchmarks"
 
 # Tuning (rbmlib.tuning). One layout for every preset: the "paper" preset writes
@@ -42,6 +40,12 @@ BENCHMARKS_DIR = RESULTS_DIR / "benchmarks"
 # under results/<preset>/, so a smoke run never overwrites the paper's numbers.
 #: Trained RBM parameters, shared by presets: their keys hash the training data too.
 CACHE_DIR = RESULTS_DIR / "cache"
+
+
+def executed_dir(preset: str) -> Path:
+    """Executed copies of the notebooks: ``notebooks/executed/`` for "paper" (what the manuscript
+    embeds; committed), else ``notebooks/executed-<preset>/`` (a check of the pipeline; not committed)."""
+    return EXECUTED_DIR if preset == "paper" else NOTEBOOKS_DIR / f"executed-{preset}"
 
 
 def preset_dir(preset: str) -> Path:

@@ -74,16 +74,6 @@ def source_notebooks(folder=None) -> list[Path]:
     return sorted(folder.glob("[0-9][0-9]_*.ipynb"))
 
 
-def executed_dir(preset: str) -> Path:
-    """Where the executed copies of ``preset`` go: ``notebooks/executed/`` or ``executed-<preset>/``.
-
-    Paper: the copies the manuscript embeds (committed); any other preset: a check of the pipeline.
-    """
-    if preset == "paper":
-        return Path(paths.EXECUTED_DIR)
-    return Path(paths.NOTEBOOKS_DIR) / f"executed-{preset}"  # paths.SMOKE_EXECUTED_DIR for smoke
-
-
 def params_file(preset: str) -> Path:
     """The notebook parameters of a preset: ``notebooks/params/<preset>.yml``."""
     return Path(paths.NOTEBOOK_PARAMS_DIR) / f"{preset}.yml"
@@ -341,7 +331,7 @@ def build(preset="paper", *, force=False, only=None, render=True, kernel_name="p
             print(f"  --only names notebooks that do not exist: {missing}", file=sys.stderr)
             return 1
         notebooks = [nb for nb in notebooks if nb.stem in only]
-    out_dir = executed_dir(preset)
+    out_dir = Path(paths.executed_dir(preset))
     print(f"[2/3] Notebooks, {preset} preset ({_rel(params_file(preset))}) -> {_rel(out_dir)}/")
     for stale in remove_partials(out_dir):
         print(f"  removed {_rel(stale)}, left by a run that was killed")

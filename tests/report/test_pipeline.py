@@ -186,8 +186,8 @@ def test_presets_are_the_tuning_presets_each_with_its_parameters_file():
     assert pipeline.PRESETS is presets.PRESETS
     files = {p.stem for p in Path(paths.NOTEBOOK_PARAMS_DIR).glob("*.yml")}
     assert files == set(presets.PRESETS), "one notebooks/params/<name>.yml per rbmlib.tuning.presets preset"
-    assert pipeline.executed_dir("paper") == Path(paths.EXECUTED_DIR)
-    assert pipeline.executed_dir("smoke") == Path(paths.SMOKE_EXECUTED_DIR)
+    assert paths.executed_dir("paper") == Path(paths.EXECUTED_DIR)
+    assert paths.executed_dir("smoke") == Path(paths.NOTEBOOKS_DIR) / "executed-smoke"
 
 
 def test_a_preset_without_its_parameters_file_is_refused(tmp_path, monkeypatch):
