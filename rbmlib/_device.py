@@ -50,3 +50,45 @@ def make_generator(random_state, device: torch.device) -> torch.Generator:
 def torch_dtype_for(np_dtype) -> torch.dtype:
     """float32 stays float32; everything else computes in float64."""
     return torch.float32 if np.dtype(np_dtype) == np.float32 else torch.float64
+
+
+# ----------------------------------------------------------------------------- precision
+
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def native_bfloat16(device: torch.device) -> bool:
+    """Whether ``device`` multiplies bfloat16 matrices in hardware.
+
+    CPUs: AMX tiles or AVX512-BF16 (read from torch's own CPU probe, which
+    sees what the operating system enables). CUDA: GPUs with bf16 tensor cores
+    (compute capability 8.0 on); emulated bf16 is slower than float32 there.
+    Everything else (MPS, CPUs without these units) answers False.
+    """
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    if device.type == "cpu":
+        caps = cpu_capabilities()
+        return bool(caps.get("amx_bf16") or caps.get("avx512_bf16"))
+    return False
+
+
+def cpu_capabilities() -> dict:
+    """torch's probe of the CPU (flags such as ``amx_bf16``); empty where torch has none."""
+    probe = getattr(torch.cpu, "get_capabilities", None)
+    try:
+        return dict(probe()) if probe is not None else {}
+    except RuntimeError:  # a torch built without the probe for this architecture
+        return {}
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``"auto"`` becomes ``"bfloat16"`` where the device has native bf16, else ``"float32"``."""
+    if precision == "auto":
+        return "bfloat16" if native_bfloat16(device) else "float32"
+    return precision
+
+
+def compute_dtype(precision: str, dtype: torch.dtype) -> torch.dtype:
+    """The dtype matrix products run in: bfloat16, or the data's own dtype for ``"float32"``."""
+    return torch.bfloat16 if precision == "bfloat16" else dtype

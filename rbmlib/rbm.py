@@ -29,12 +29,12 @@ import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from rbmlib import conditionals, partition
 from rbmlib._cd import ContrastiveDivergence
-from rbmlib._device import make_generator, resolve_device, torch_dtype_for
+from rbmlib._device import PRECISIONS, compute_dtype, make_generator, resolve_device, resolve_precision, torch_dtype_for
 
 _MONITOR_ROWS = 1024  # rows used for the per-epoch curves: enough for a smooth mean, cheap
 _CHUNK_ROWS = 8192  # rows per block in transform & co., to bound temporary memory
@@ -67,8 +67,22 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         Classical momentum on the parameter updates, in [0, 1).
     weight_decay : float, default=0.0
         L2 penalty on ``components_`` (added to the gradient as ``-weight_decay * W``).
+    sample_visible : bool, default=False
+        Train on binary images drawn afresh for every mini-batch, v ~ Bernoulli(X)
+        (the stochastic binarisation of the original study), instead of on the
+        intensities X themselves. Inference always reads X as it is.
     device : {"auto", "cpu", "cuda", "mps"}, default="auto"
         Where to compute; "auto" takes cuda, then mps, then cpu.
+    precision : {"float32", "bfloat16", "auto"}, default="float32"
+        The precision of the matrix products in training and in :meth:`transform`.
+        "float32" computes in the data's dtype (float32, or float64 for float64
+        input), as scikit-learn does. "bfloat16" multiplies in bfloat16 and keeps
+        the parameters, their updates and the bias statistics in float32: several
+        times faster where the hardware multiplies bf16 natively. "auto" picks
+        "bfloat16" on such hardware (CPUs with AMX or AVX512-BF16, CUDA GPUs with
+        bf16 tensor cores) and "float32" elsewhere. Free energies, scores and
+        partition functions always use the data's dtype: they sum hundreds of
+        terms that bf16 would round.
     verbose : int, default=0
         Print one line per epoch when > 0.
     random_state : int, RandomState instance or None, default=None
@@ -88,6 +102,8 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         Visible biases b_v.
     h_samples_ : ndarray of shape (batch_size, n_components)
         Hidden states of the persistent chains (PCD only; zeros for CD).
+    precision_ : {"float32", "bfloat16"}
+        The precision used, with "auto" resolved for this machine.
     n_features_in_ : int
         Number of visible units V seen in ``fit``.
     history_ : list of dict
@@ -105,7 +121,9 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         "persistent": ["boolean"],
         "momentum": [Interval(Real, 0, 1, closed="left")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "sample_visible": ["boolean"],
         "device": [str, torch.device],  # resolve_device says what this machine has
+        "precision": [StrOptions(set(PRECISIONS))],
         "verbose": ["verbose"],
         "random_state": ["random_state"],
         "callback": [callable, None],
@@ -122,7 +140,9 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         persistent=True,
         momentum=0.0,
         weight_decay=0.0,
+        sample_visible=False,
         device="auto",
+        precision="float32",
         verbose=0,
         random_state=None,
         callback=None,
@@ -135,7 +155,9 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.persistent = persistent
         self.momentum = momentum
         self.weight_decay = weight_decay
+        self.sample_visible = sample_visible
         self.device = device
+        self.precision = precision
         self.verbose = verbose
         self.random_state = random_state
         self.callback = callback
@@ -224,6 +246,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.intercept_visible_ = np.zeros(X.shape[1], dtype=X.dtype)  # (V,)
         self.h_samples_ = np.zeros((self.batch_size, self.n_components), dtype=X.dtype)  # (C, H)
         self._n_features_out = self.n_components
+        self.precision_ = resolve_precision(self.precision, device)
         self._velocity = None
         self.history_ = []
 
@@ -231,10 +254,11 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         """One shuffled pass of updates over X; returns True if training should stop."""
         start = time.perf_counter()
         self._bind()
+        dtype = self._compute_dtype()
         trainer = ContrastiveDivergence(
             self._params, learning_rate=self.learning_rate, k=self.k, persistent=self.persistent,
             momentum=self.momentum, weight_decay=self.weight_decay, generator=self._rng,
-            velocity=self._velocity,
+            velocity=self._velocity, dtype=dtype, sample_visible=self.sample_visible,
         )
         W = self._params["W"]
         order = torch.randperm(X.shape[0], generator=self._rng, device=W.device)
@@ -242,10 +266,11 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             if sp.issparse(X):  # one dense batch at a time, in the same order as dense data
                 for first in range(0, X.shape[0], self.batch_size):
                     rows = order[first : first + self.batch_size]
-                    batch = self._as_tensor(X[rows.cpu().numpy()])  # (B, V)
+                    batch = self._as_tensor(X[rows.cpu().numpy()]).to(dtype)  # (B, V)
                     trainer.update(batch, torch.arange(len(rows), device=W.device))
             else:
-                data = self._as_tensor(X)  # (n, V) on the device, shared with X on the CPU
+                # (n, V) on the device: shared with X on the CPU, or one copy in bf16
+                data = self._as_tensor(X).to(dtype)
                 for first in range(0, X.shape[0], self.batch_size):
                     trainer.update(data, order[first : first + self.batch_size])
         self._velocity = trainer.velocity
@@ -296,7 +321,13 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         -------
         h : ndarray of shape (n_samples, n_components)
         """
-        return self._map_chunks(self._validated(X), self._mean_hiddens, self.n_components)
+        X = self._validated(X)
+        dtype = self._compute_dtype()
+        if dtype == self._params["W"].dtype:
+            return self._map_chunks(X, self._mean_hiddens, self.n_components)
+        W, b_h = self._params["W"].to(dtype), self._params["b_h"].to(dtype)  # one copy per call
+        return self._map_chunks(
+            X, lambda v: conditionals.mean_hiddens(v.to(dtype), W, b_h).to(v.dtype), self.n_components)
 
     def reconstruct(self, X):
         """Mean-field reconstruction P(v=1 | h=P(h=1|X)), of shape (n_samples, n_features)."""
@@ -421,6 +452,13 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         return self._bernoulli(self._mean_visibles(self._bernoulli(self._mean_hiddens(v))))
 
     # ------------------------------------------------------------ plumbing
+    def _compute_dtype(self):
+        """The products' dtype: bf16 when the fit resolved to it, else the parameters' own."""
+        self._bind()
+        precision = getattr(self, "precision_", None) or resolve_precision(
+            self.precision, self._params["W"].device)  # e.g. attributes set by hand
+        return compute_dtype(precision, self._params["W"].dtype)
+
     def _validated(self, X):
         """X checked against the fitted model, in the model's dtype (CSR if sparse)."""
         check_is_fitted(self)

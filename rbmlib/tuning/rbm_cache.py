@@ -23,9 +23,12 @@ import numpy as np
 
 from rbmlib import paths
 
-# Arguments that do not change what the RBM learns; the device enters the key as
-# the one it resolves to ("auto" on a GPU machine and "cuda" are the same run).
-_IGNORED = ("callback", "verbose", "device")
+# Arguments that do not change what the RBM learns; the device and the precision
+# enter the key as what they resolve to ("auto" on a GPU machine and "cuda" are the same run).
+_IGNORED = ("callback", "verbose", "device", "precision")
+# Arguments added after RBMs were cached: left out of the key at their default,
+# so that the keys of those RBMs stay valid.
+_LATER_DEFAULTS = {"sample_visible": False}
 
 
 def data_fingerprint(X: np.ndarray) -> str:
@@ -43,17 +46,24 @@ def rbm_key(rbm, X_fingerprint: str) -> str:
     The key holds the device and the torch thread count too: matrix products
     round differently on another device or with another number of threads, and
     sampling turns that into a different RBM (same seed, 1 vs 2 threads:
-    weights apart by more than their own size).
+    weights apart by more than their own size). For the same reason it holds
+    the precision the RBM resolves to; float32 adds nothing, so keys made before
+    the precision option existed still find their RBMs.
     """
-    params = {k: v for k, v in sorted(rbm.get_params().items()) if k not in _IGNORED}
+    params = {k: v for k, v in sorted(rbm.get_params().items())
+              if k not in _IGNORED and not (k in _LATER_DEFAULTS and v == _LATER_DEFAULTS[k])}
     if not isinstance(params.get("random_state"), (int, np.integer, type(None))):
         raise ValueError("Cached RBMs need an int random_state (or None) to be reproducible.")
     import torch
 
-    from rbmlib._device import resolve_device
+    from rbmlib._device import resolve_device, resolve_precision
 
-    setup = {"params": params, "data": X_fingerprint, "device": resolve_device(rbm.device).type,
+    device = resolve_device(rbm.device)
+    setup = {"params": params, "data": X_fingerprint, "device": device.type,
              "threads": torch.get_num_threads()}
+    precision = resolve_precision(rbm.precision, device)
+    if precision != "float32":
+        setup["precision"] = precision
     text = json.dumps(setup, sort_keys=True, default=str)
     return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
@@ -147,6 +157,32 @@ def fit_feature_steps(pipeline, X, *, X_val=None, features=None, cache_dir=None)
         F = middle.fit_transform(F)
         F_val = None if F_val is None else middle.transform(F_val)
     return F, F_val
+
+
+def attach_rbm(estimator, X, *, fit=None, cache_dir=None):
+    """Give an estimator that starts from an RBM (its ``rbm`` parameter) one trained through the cache.
+
+    For :class:`rbmlib.nets.PretrainedFNNClassifier`: the RBM is fitted (or
+    loaded) here and handed over frozen, so the network's ``fit`` uses it as it
+    is instead of training it again.
+
+    Parameters
+    ----------
+    estimator : estimator with an unfitted ``rbm`` parameter
+    X : ndarray of shape (n_samples, n_features)
+    fit : callable, optional
+        ``fit(rbm) -> fitted_rbm``, for a caller with a cache of its own (the
+        objective); default :func:`fit_rbm` with ``cache_dir``.
+
+    Returns
+    -------
+    fitted_rbm : BernoulliRBM
+    """
+    from sklearn.frozen import FrozenEstimator
+
+    fitted = fit(estimator.rbm) if fit is not None else fit_rbm(estimator.rbm, X, cache_dir=cache_dir)[0]
+    estimator.set_params(rbm=FrozenEstimator(fitted))
+    return fitted
 
 
 class FeatureCache:
