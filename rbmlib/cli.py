@@ -48,9 +48,8 @@ def _data(args) -> int:
 
 def _tune(args) -> int:
     from rbmlib import tuning
-    from rbmlib.models import MODEL_NAMES
 
-    for model in args.model or MODEL_NAMES:
+    for model in args.model or tuning.get_preset(args.preset).models:
         study = tuning.tune(model, args.preset, n_trials=args.n_trials, storage=args.storage,
                             tracking_uri=args.tracking_uri, seed=args.seed)
         n = tuning.study.n_finished(study)

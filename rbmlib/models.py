@@ -35,6 +35,30 @@ def _cnn():
     return CNNClassifier()
 
 
+def _pretrained_fnn():
+    from rbmlib.nets import PretrainedFNNClassifier
+    from rbmlib.rbm import BernoulliRBM
+
+    return PretrainedFNNClassifier(BernoulliRBM())
+
+
+def _random_pipeline(clf):
+    """``random -> clf``: a control, the RBM's feature map with random, unlearned weights."""
+    from sklearn.pipeline import Pipeline
+
+    from rbmlib.controls import RandomSigmoidFeatures
+
+    return Pipeline([("random", RandomSigmoidFeatures()), ("clf", clf)])
+
+
+def _pca_pipeline(clf):
+    """``pca -> clf``: a control, the linear features that explain most pixel variance."""
+    from sklearn.decomposition import PCA
+    from sklearn.pipeline import Pipeline
+
+    return Pipeline([("pca", PCA()), ("clf", clf)])
+
+
 def _rbm_pipeline(clf, *, scale: bool = False):
     """``rbm -> [scale ->] clf``: the RBM always first, the classifier always last."""
     from sklearn.pipeline import Pipeline
@@ -58,9 +82,13 @@ class Model:
         What classifies, as the paper names it ("Logistic regression").
     build : callable
         Returns a fresh, unfitted estimator with default parameters.
+    features : str or None
+        What the classifier reads instead of pixels ("RBM", "PCA"): the model is
+        then a ``Pipeline`` whose last step, ``clf``, classifies.
     uses_rbm : bool
-        A ``Pipeline`` whose first step, ``rbm``, is a :class:`rbmlib.BernoulliRBM`
-        (trained through the RBM cache) and whose last step, ``clf``, classifies.
+        It trains a :class:`rbmlib.BernoulliRBM` under the name ``rbm`` (the first
+        step of its pipeline, or the RBM a pretrained network starts from),
+        through the RBM cache.
     has_epochs : bool
         Its classifier trains in epochs (a torch network): tuning reports each
         epoch to the pruner and the refit trains for the best trial's best epoch.
@@ -73,6 +101,7 @@ class Model:
     name: str
     classifier: str
     build: Callable[[], object]
+    features: str | None = None
     uses_rbm: bool = False
     has_epochs: bool = False
     baseline: str | None = None
@@ -81,12 +110,18 @@ class Model:
     @property
     def label(self) -> str:
         """How the paper names it: "Logistic regression on RBM features", "CNN (pixels)"."""
-        return f"{self.classifier} on RBM features" if self.uses_rbm else f"{self.classifier} (pixels)"
+        return f"{self.classifier} on {self.features} features" if self.features else f"{self.classifier} (pixels)"
 
     @property
     def classifier_prefix(self) -> str:
         """``"clf__"`` for a pipeline, ``""`` for a bare classifier: how its classifier's arguments are named."""
-        return "clf__" if self.uses_rbm else ""
+        return "clf__" if self.features else ""
+
+    @property
+    def precision_params(self) -> tuple[str, ...]:
+        """Its torch estimators' ``precision`` arguments (the RBM's, the network's), by full name."""
+        names = ("rbm__precision",) if self.uses_rbm else ()
+        return names + ((f"{self.classifier_prefix}precision",) if self.has_epochs else ())
 
     @property
     def epochs_param(self) -> str | None:
@@ -94,17 +129,25 @@ class Model:
         return f"{self.classifier_prefix}n_iter" if self.has_epochs else None
 
 
-#: The study's five models, in the order of the paper's tables.
+#: The study's models and controls, in the order of the paper's tables.
 MODELS: dict[str, Model] = {m.name: m for m in (
     Model("lr", "Logistic regression", _logistic_regression),
     Model("fnn", "Feed-forward network", _fnn, has_epochs=True),
     Model("cnn", "CNN", _cnn, has_epochs=True),
     Model("rbm-lr", "Logistic regression", lambda: _rbm_pipeline(_logistic_regression()),
-          uses_rbm=True, baseline="lr"),
+          features="RBM", uses_rbm=True, baseline="lr"),
     # Standardised RBM features: most hidden probabilities of a large RBM are near 0,
     # and Adam learns slowly on them as they are (measurements: index.qmd, model list).
     Model("rbm-fnn", "Feed-forward network", lambda: _rbm_pipeline(_fnn(), scale=True),
-          uses_rbm=True, has_epochs=True, baseline="fnn", warm_start_from="rbm-lr"),
+          features="RBM", uses_rbm=True, has_epochs=True, baseline="fnn", warm_start_from="rbm-lr"),
+    # Controls (protocol 2): what a linear model gains from features that are not learned as an RBM's.
+    Model("random-lr", "Logistic regression", lambda: _random_pipeline(_logistic_regression()),
+          features="random", baseline="lr"),
+    Model("pca-lr", "Logistic regression", lambda: _pca_pipeline(_logistic_regression()),
+          features="PCA", baseline="lr"),
+    # The classic use of an RBM: it starts the hidden layer, and back-propagation fine-tunes it.
+    Model("pre-fnn", "RBM-initialised feed-forward network", _pretrained_fnn, uses_rbm=True,
+          has_epochs=True, baseline="fnn", warm_start_from="rbm-lr"),
 )}
 MODEL_NAMES = tuple(MODELS)
 
@@ -122,7 +165,8 @@ def make_model(name: str, *, random_state=None, **params):
 
     Parameters
     ----------
-    name : {"lr", "fnn", "cnn", "rbm-lr", "rbm-fnn"}
+    name : str
+        One of ``MODEL_NAMES``.
     random_state : int, RandomState or None, default=None
         When not None, set on every ``*random_state`` parameter inside the model
         (the RBM and the classifier of a pipeline alike). Applied before
@@ -164,5 +208,5 @@ def model_steps(name: str) -> list[str]:
     not continued on another (see ``rbmlib.tuning.study.load_study``).
     """
     model = make_model(name)
-    steps = model.steps if get_model(name).uses_rbm else [(name, model)]
+    steps = model.steps if get_model(name).features else [(name, model)]
     return [f"{step}: {type(est).__name__}" for step, est in steps]

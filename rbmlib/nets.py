@@ -4,6 +4,8 @@
 they drop into a ``Pipeline`` after the RBM, into ``clone`` and into pickles.
 Both share ``TorchClassifier``: Adam on cross-entropy, mini-batches by index
 permutation, optional validation set, early stopping and a per-epoch callback.
+``PretrainedFNNClassifier`` is the FNN with its hidden layer started at an
+RBM's weights (RBM pretraining, then fine-tuning by back-propagation).
 """
 
 from __future__ import annotations
@@ -15,17 +17,19 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
+from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, validate_data
 from torch import nn
 
-from rbmlib._device import make_generator, resolve_device
+from rbmlib._device import PRECISIONS, make_generator, resolve_device, resolve_precision
 from rbmlib.metrics import evaluate
+from rbmlib.rbm import BernoulliRBM
 
 
 IMAGE_SIDE = 28  # Fashion-MNIST images are 28x28, flattened to 784 features
@@ -35,17 +39,26 @@ _PREDICT_BATCH = 4096  # inference batch: only memory matters, not the result
 # ----------------------------------------------------------------------------- modules
 
 
-class FNN(nn.Module):
-    """One hidden layer: Linear -> ReLU -> Dropout -> Linear (logits)."""
+ACTIVATIONS = {"relu": F.relu, "sigmoid": torch.sigmoid}  # the hidden layer's choices
 
-    def __init__(self, n_features: int, hidden_units: int, n_classes: int, dropout: float = 0.0):
+
+class FNN(nn.Module):
+    """One hidden layer: Linear -> activation (ReLU or sigmoid) -> Dropout -> Linear (logits)."""
+
+    activation = "relu"  # class default: modules pickled before the option existed are ReLU networks
+
+    def __init__(self, n_features: int, hidden_units: int, n_classes: int, dropout: float = 0.0,
+                 activation: str = "relu"):
         super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}; got {activation!r}.")
+        self.activation = activation
         self.hidden = nn.Linear(n_features, hidden_units)
         self.dropout = nn.Dropout(dropout)  # p=0 is the identity
         self.out = nn.Linear(hidden_units, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.dropout(F.relu(self.hidden(x)))  # (batch, hidden_units)
+        h = self.dropout(ACTIVATIONS[self.activation](self.hidden(x)))  # (batch, hidden_units)
         return self.out(h)  # (batch, n_classes)
 
 
@@ -127,7 +140,9 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
     """Base for scikit-learn classifiers that train a torch module with Adam.
 
     Subclasses define ``_build_module(n_features, n_classes)`` and may override
-    ``_check_n_features``. Training runs in float32 whatever the input dtype.
+    ``_check_n_features``. Parameters and the optimiser run in float32 whatever
+    the input dtype; with ``precision="bfloat16"`` the forward and backward
+    passes run under bf16 autocast (products and convolutions in bf16).
 
     Attributes
     ----------
@@ -147,6 +162,8 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         Its weights are the ones kept when ``early_stopping=True``.
     best_val_accuracy_ : float or None
         Validation accuracy at ``best_epoch_``.
+    precision_ : {"float32", "bfloat16"}
+        The precision used, with "auto" resolved for this machine.
     """
 
     _parameter_constraints: dict = {
@@ -159,6 +176,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "device": [str, torch.device],  # resolve_device says what this machine has
+        "precision": [StrOptions(set(PRECISIONS))],
         "verbose": ["verbose"],
         "random_state": ["random_state"],
         "callback": [callable, None],
@@ -215,6 +233,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
             y_val = self.classes_[y_val_enc]
 
         device = resolve_device(self.device)
+        self.precision_ = resolve_precision(self.precision, device)
         init_seed = int(rng.randint(np.iinfo(np.int32).max))
         shuffle_gen = make_generator(rng, device)
         with _fork_rng(device):
@@ -240,8 +259,11 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         X_val_t = None
         if X_val is not None:
             X_val_t = torch.tensor(X_val, dtype=torch.float32, device=device)  # (n_val, n_features)
+        # The fused kernel updates every parameter in one pass (CPU and CUDA have it):
+        # the same Adam, without a dozen small kernels per parameter per step.
         optimizer = torch.optim.Adam(
-            self.module_.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
+            self.module_.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay,
+            fused=True if device.type in ("cpu", "cuda") else None,
         )
         self.history_, self.n_iter_ = [], 0
         self.best_epoch_, self.best_val_accuracy_ = None, None
@@ -274,7 +296,8 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         total = torch.zeros((), device=X_t.device)
         for start in range(0, n, self.batch_size):
             idx = perm[start:start + self.batch_size]
-            loss = F.cross_entropy(self.module_(X_t[idx]), y_t[idx])  # mean over the batch
+            with self._autocast(X_t.device):
+                loss = F.cross_entropy(self.module_(X_t[idx]), y_t[idx])  # mean over the batch
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -318,9 +341,15 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         CPUs) does not have.
         """
         self.module_.eval()
-        out = [self.module_(X_t[i:i + _PREDICT_BATCH]).float().cpu()
-               for i in range(0, X_t.shape[0], _PREDICT_BATCH)]
+        with self._autocast(X_t.device):
+            out = [self.module_(X_t[i:i + _PREDICT_BATCH]).float().cpu()
+                   for i in range(0, X_t.shape[0], _PREDICT_BATCH)]
         return torch.cat(out) if out else torch.zeros((0, len(self.classes_)), dtype=torch.float32)
+
+    def _autocast(self, device: torch.device):
+        """bf16 autocast when the fit resolved to bfloat16; a no-op context otherwise."""
+        precision = getattr(self, "precision_", "float32")
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
 
     def _predict_on(self, X_t: torch.Tensor) -> np.ndarray:
         return self.classes_[self._logits(X_t).argmax(dim=1).numpy()]
@@ -380,7 +409,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
 
 
 class FNNClassifier(TorchClassifier):
-    """Feed-forward network with one hidden ReLU layer.
+    """Feed-forward network with one hidden layer (ReLU, or sigmoid).
 
     Parameters
     ----------
@@ -403,6 +432,10 @@ class FNNClassifier(TorchClassifier):
     n_iter_no_change : int, default=5
     device : str or torch.device, default="auto"
         "auto" picks cuda, then mps, then cpu.
+    precision : {"float32", "bfloat16", "auto"}, default="float32"
+        "bfloat16" trains and predicts under bf16 autocast (parameters and Adam
+        stay float32); "auto" picks it where the hardware multiplies bf16
+        natively (CPUs with AMX or AVX512-BF16, CUDA GPUs with bf16 tensor cores).
     verbose : int, default=0
         Print one line per epoch when > 0.
     random_state : int, RandomState or None, default=None
@@ -412,21 +445,28 @@ class FNNClassifier(TorchClassifier):
     callback : callable, default=None
         ``callback(estimator, epoch_record)`` after every epoch; returning True
         stops training after that epoch.
+    activation : {"relu", "sigmoid"}, default="relu"
+        The hidden layer's nonlinearity. "sigmoid", with ``hidden_units`` equal
+        to an RBM's width, is the randomly initialised twin of
+        :class:`PretrainedFNNClassifier`: the control for RBM pretraining.
 
     Notes
     -----
     Fitted attributes (``classes_``, ``module_``, ``history_``, ``n_iter_``,
-    ``best_epoch_``, ``best_val_accuracy_``) are described in ``TorchClassifier``.
+    ``best_epoch_``, ``best_val_accuracy_``, ``precision_``) are described in ``TorchClassifier``.
     """
 
     _parameter_constraints: dict = {
         **TorchClassifier._parameter_constraints,
         "hidden_units": [Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(ACTIVATIONS))],
     }
 
+    # activation comes last and keyword-only, so positional calls written before it still work.
     def __init__(self, hidden_units=256, dropout=0.0, learning_rate=1e-3, batch_size=128,
                  n_iter=20, weight_decay=0.0, early_stopping=False, validation_fraction=0.1,
-                 n_iter_no_change=5, device="auto", verbose=0, random_state=None, callback=None):
+                 n_iter_no_change=5, device="auto", precision="float32", verbose=0, random_state=None,
+                 callback=None, *, activation="relu"):
         self.hidden_units = hidden_units
         self.dropout = dropout
         self.learning_rate = learning_rate
@@ -437,12 +477,132 @@ class FNNClassifier(TorchClassifier):
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.device = device
+        self.precision = precision
+        self.verbose = verbose
+        self.random_state = random_state
+        self.callback = callback
+        self.activation = activation
+
+    def _build_module(self, n_features, n_classes):
+        return FNN(n_features, self.hidden_units, n_classes, self.dropout, self.activation)
+
+
+class PretrainedFNNClassifier(TorchClassifier):
+    """The FNN with its hidden layer started at an RBM's weights, then fine-tuned by back-propagation.
+
+    The classic use of RBM pretraining (Hinton & Salakhutdinov 2006): the
+    hidden layer is ``activation(X W^T + b_h)`` with W and b_h the RBM's
+    ``components_`` and ``intercept_hidden_``, so at the start it computes the
+    RBM's features P(h=1|v) (with the sigmoid), and the whole network, that
+    layer included, is then trained by Adam exactly as :class:`FNNClassifier`
+    trains. One estimator from pixels to labels: it clones, pickles, and tunes
+    the RBM through nested parameters (``rbm__n_components``).
+
+    Parameters
+    ----------
+    rbm : rbmlib.BernoulliRBM or None, default=None
+        The RBM that starts the hidden layer, whose width is its
+        ``n_components``. Unfitted, a clone of it is fitted on X in ``fit``
+        (with its own ``random_state``). Fitted, it is used as it is; wrap it
+        in ``sklearn.frozen.FrozenEstimator`` to keep it fitted through
+        ``clone`` (which unfits estimator parameters). None: a
+        ``BernoulliRBM`` with default parameters and this classifier's
+        ``random_state``.
+    activation : {"sigmoid", "relu"}, default="sigmoid"
+        The hidden layer's nonlinearity; the sigmoid is the RBM's own.
+    dropout, learning_rate, batch_size, n_iter, weight_decay, early_stopping, \
+validation_fraction, n_iter_no_change, device, precision, verbose, random_state, callback
+        As in :class:`FNNClassifier`, with the same defaults; they concern the
+        network, not the RBM (set those as ``rbm__<name>``).
+
+    Attributes
+    ----------
+    rbm_ : rbmlib.BernoulliRBM
+        The fitted RBM whose weights started the hidden layer.
+
+    Notes
+    -----
+    The other fitted attributes (``classes_``, ``module_``, ``history_``, ...)
+    are described in ``TorchClassifier``. The RBM is fitted on all of X, before
+    ``early_stopping`` holds out its validation rows (as in a ``Pipeline`` of
+    RBM and FNN, so the same cached RBMs serve both). The output layer's
+    initial weights are the same as those of ``FNNClassifier(hidden_units=H,
+    activation=activation)`` with the same ``random_state``: the two networks
+    start apart in the hidden layer only.
+    """
+
+    _parameter_constraints: dict = {
+        **TorchClassifier._parameter_constraints,
+        "rbm": [HasMethods(["fit", "transform"]), None],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+    }
+
+    def __init__(self, rbm=None, *, activation="sigmoid", dropout=0.0, learning_rate=1e-3,
+                 batch_size=128, n_iter=20, weight_decay=0.0, early_stopping=False,
+                 validation_fraction=0.1, n_iter_no_change=5, device="auto", precision="float32",
+                 verbose=0, random_state=None, callback=None):
+        self.rbm = rbm
+        self.activation = activation
+        self.dropout = dropout
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.n_iter = n_iter
+        self.weight_decay = weight_decay
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.device = device
+        self.precision = precision
         self.verbose = verbose
         self.random_state = random_state
         self.callback = callback
 
+    # Not skipping nested validation: the RBM's parameters are checked when it fits.
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y, *, eval_set=None):
+        """Fit the RBM (unless it is fitted), start the hidden layer at it, then train with Adam.
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor of shape (n_samples, n_features)
+            Training inputs, in [0, 1] when the RBM is fitted on them.
+        y : array-like of shape (n_samples,)
+        eval_set : tuple (X_val, y_val), optional
+            As in :meth:`TorchClassifier.fit`; the RBM does not see it.
+
+        Returns
+        -------
+        self
+        """
+        X, y = self._validate(X, y, reset=True)  # bad input fails before a long RBM fit
+        self.rbm_ = self._fit_rbm(X)
+        return super().fit(X, y, eval_set=eval_set)
+
+    def _fit_rbm(self, X):
+        """The fitted RBM for X: ``rbm`` itself if fitted, else a fitted clone.
+
+        The one place the RBM is trained, so that a caller can override it
+        (e.g. to load the RBM from a cache of earlier fits).
+        """
+        if self.rbm is None:
+            return BernoulliRBM(random_state=self.random_state).fit(X)
+        try:
+            check_is_fitted(self.rbm)
+            return self.rbm
+        except NotFittedError:
+            return clone(self.rbm).fit(X)
+
     def _build_module(self, n_features, n_classes):
-        return FNN(n_features, self.hidden_units, n_classes, self.dropout)
+        W, b_h = self.rbm_.components_, self.rbm_.intercept_hidden_  # (H, V), (H,)
+        if W.shape[1] != n_features:
+            raise ValueError(f"rbm has {W.shape[1]} visible units but X has {n_features} features.")
+        # The hidden layer's default init is drawn and then overwritten, so that the
+        # output layer's draw is the one an FNNClassifier of this width would get.
+        net = FNN(n_features, W.shape[0], n_classes, self.dropout, self.activation)
+        with torch.no_grad():
+            net.hidden.weight.copy_(torch.tensor(np.asarray(W)))
+            net.hidden.bias.copy_(torch.tensor(np.asarray(b_h)))
+        return net
 
 
 class CNNClassifier(TorchClassifier):
@@ -474,6 +634,10 @@ class CNNClassifier(TorchClassifier):
     n_iter_no_change : int, default=5
     device : str or torch.device, default="auto"
         "auto" picks cuda, then mps, then cpu.
+    precision : {"float32", "bfloat16", "auto"}, default="float32"
+        "bfloat16" trains and predicts under bf16 autocast (parameters and Adam
+        stay float32); "auto" picks it where the hardware multiplies bf16
+        natively (CPUs with AMX or AVX512-BF16, CUDA GPUs with bf16 tensor cores).
     verbose : int, default=0
         Print one line per epoch when > 0.
     random_state : int, RandomState or None, default=None
@@ -487,7 +651,7 @@ class CNNClassifier(TorchClassifier):
     Notes
     -----
     Fitted attributes (``classes_``, ``module_``, ``history_``, ``n_iter_``,
-    ``best_epoch_``, ``best_val_accuracy_``) are described in ``TorchClassifier``.
+    ``best_epoch_``, ``best_val_accuracy_``, ``precision_``) are described in ``TorchClassifier``.
     """
 
     _parameter_constraints: dict = {
@@ -499,7 +663,7 @@ class CNNClassifier(TorchClassifier):
     def __init__(self, filters1=32, filters2=64, kernel1=3, kernel2=3, dense_units=600,
                  dropout=0.25, learning_rate=1e-3, batch_size=128, n_iter=20, weight_decay=0.0,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=5,
-                 device="auto", verbose=0, random_state=None, callback=None):
+                 device="auto", precision="float32", verbose=0, random_state=None, callback=None):
         self.filters1 = filters1
         self.filters2 = filters2
         self.kernel1 = kernel1
@@ -514,6 +678,7 @@ class CNNClassifier(TorchClassifier):
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.device = device
+        self.precision = precision
         self.verbose = verbose
         self.random_state = random_state
         self.callback = callback
@@ -526,6 +691,8 @@ class CNNClassifier(TorchClassifier):
             )
 
     def _build_module(self, n_features, n_classes):
+        # channels_last: oneDNN's convolutions and max-pooling are faster in NHWC
+        # than in NCHW on the CPU (the input, with one channel, is both at once).
         return CNN(self.filters1, self.filters2, self.kernel1, self.kernel2,
-                   self.dense_units, self.dropout, n_classes)
+                   self.dense_units, self.dropout, n_classes).to(memory_format=torch.channels_last)
 

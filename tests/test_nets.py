@@ -9,10 +9,13 @@ import pytest
 import torch
 from sklearn.base import clone
 from sklearn.datasets import make_classification
+from sklearn.frozen import FrozenEstimator
 from sklearn.preprocessing import minmax_scale
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from rbmlib.nets import CNN, FNN, CNNClassifier, FNNClassifier
+from rbmlib.nets import PretrainedFNNClassifier
+from rbmlib.rbm import BernoulliRBM
 
 # Small and quick settings; "cpu" so that runs are bitwise reproducible.
 FAST_FNN = dict(hidden_units=32, learning_rate=1e-2, batch_size=32, n_iter=10, device="cpu")
@@ -327,4 +330,191 @@ def test_clone_and_pickle_reproduce_predictions(fitted, data):
     [FNNClassifier(hidden_units=16, learning_rate=1e-2, batch_size=32, n_iter=20, device="cpu")]
 )
 def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+# ----------------------------------------------------------------------------- activation
+
+
+def _forward_before_the_activation_option(self, x):
+    """FNN.forward as it was before ``activation`` existed, verbatim."""
+    h = self.dropout(torch.nn.functional.relu(self.hidden(x)))
+    return self.out(h)
+
+
+def test_default_fnn_is_unchanged_by_the_activation_option(data, monkeypatch):
+    X, y, X_val, y_val = data
+    params = dict(FAST_FNN, dropout=0.3, random_state=0)
+    default = FNNClassifier(**params).fit(X, y, eval_set=(X_val, y_val)).predict_proba(X_val)
+    explicit = FNNClassifier(**params, activation="relu").fit(X, y, eval_set=(X_val, y_val))
+    np.testing.assert_array_equal(explicit.predict_proba(X_val), default)
+    monkeypatch.setattr(FNN, "forward", _forward_before_the_activation_option)
+    before = FNNClassifier(**params).fit(X, y, eval_set=(X_val, y_val)).predict_proba(X_val)
+    np.testing.assert_array_equal(before, default)
+
+
+def test_modules_pickled_before_the_option_are_relu_networks():
+    net = FNN(n_features=4, hidden_units=3, n_classes=2)
+    x = torch.randn(5, 4)
+    expected = net(x)
+    del net.activation  # as unpickled from before the option: only the class default is left
+    assert net.activation == "relu"
+    torch.testing.assert_close(net(x), expected, rtol=0, atol=0)
+
+
+def test_sigmoid_activation_is_used(data):
+    X, y, X_val, _ = data
+    clf = FNNClassifier(**{**FAST_FNN, "n_iter": 2}, activation="sigmoid", random_state=0).fit(X, y)
+    net = clf.module_
+    with torch.no_grad():
+        x = torch.tensor(X_val, dtype=torch.float32)
+        by_hand = net.out(torch.sigmoid(net.hidden(x)))
+    torch.testing.assert_close(torch.from_numpy(clf.decision_function(X_val)), by_hand)
+    assert net.activation == "sigmoid"
+
+
+def test_unknown_activation_fails_in_fit(data):
+    clf = FNNClassifier(activation="tanh")
+    with pytest.raises(ValueError, match="activation"):
+        clf.fit(data[0], data[1])
+
+
+# ----------------------------------------------------------------------------- RBM-initialised FNN
+
+TINY_RBM = dict(n_components=8, n_iter=2, batch_size=20, device="cpu", random_state=0)
+FAST_PRETRAINED = dict(learning_rate=3e-2, batch_size=32, n_iter=10, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def rbm(data):
+    return BernoulliRBM(**TINY_RBM).fit(data[0])
+
+
+@pytest.fixture(scope="module")
+def pretrained(data):
+    X, y, X_val, y_val = data
+    clf = PretrainedFNNClassifier(BernoulliRBM(**TINY_RBM), **FAST_PRETRAINED, random_state=0)
+    return clf.fit(X, y, eval_set=(X_val, y_val))
+
+
+def test_hidden_layer_starts_at_the_rbm_and_output_layer_as_the_plain_fnn(rbm):
+    clf = PretrainedFNNClassifier(rbm)
+    clf.rbm_ = rbm  # what fit sets before it builds the network
+    torch.manual_seed(0)
+    net = clf._build_module(20, 3)
+    torch.manual_seed(0)
+    twin = FNNClassifier(hidden_units=8, activation="sigmoid")._build_module(20, 3)
+    np.testing.assert_array_equal(net.hidden.weight.detach().numpy(), rbm.components_.astype(np.float32))
+    np.testing.assert_array_equal(net.hidden.bias.detach().numpy(), rbm.intercept_hidden_.astype(np.float32))
+    for name in ("out.weight", "out.bias"):
+        torch.testing.assert_close(net.state_dict()[name], twin.state_dict()[name], rtol=0, atol=0)
+    assert net.activation == "sigmoid"
+
+
+def test_training_with_a_tiny_step_stays_at_the_rbm(data, rbm):
+    X, y, _, _ = data
+    # Adam moves each weight by at most about learning_rate per step: 10 steps of 1e-9.
+    clf = PretrainedFNNClassifier(rbm, learning_rate=1e-9, n_iter=1, device="cpu", random_state=0).fit(X, y)
+    np.testing.assert_allclose(clf.module_.hidden.weight.detach().numpy(), rbm.components_, atol=1e-6)
+    np.testing.assert_allclose(clf.module_.hidden.bias.detach().numpy(), rbm.intercept_hidden_, atol=1e-6)
+
+
+def test_an_unfitted_rbm_is_cloned_and_fitted_on_x(pretrained, data, rbm):
+    assert not hasattr(pretrained.rbm, "components_")  # the parameter is left unfitted
+    assert pretrained.rbm_ is not pretrained.rbm
+    # The clone's own random_state: the same RBM as one fitted alone on the same X.
+    np.testing.assert_array_equal(pretrained.rbm_.components_, rbm.components_)
+    assert pretrained.module_.hidden.out_features == 8
+
+
+def test_pretrained_fnn_learns(pretrained, data):
+    _, _, X_val, y_val = data
+    assert pretrained.score(X_val, y_val) > 0.7  # chance is 1/3; 8 sigmoid units, 10 epochs
+    assert pretrained.n_iter_ == 10 and "val_accuracy" in pretrained.history_[0]
+
+
+def test_a_fitted_rbm_is_used_as_it_is(data, rbm):
+    X, y, _, _ = data
+    W = rbm.components_.copy()
+    clf = PretrainedFNNClassifier(rbm, **{**FAST_PRETRAINED, "n_iter": 1}).fit(X, y)
+    assert clf.rbm_ is rbm
+    np.testing.assert_array_equal(rbm.components_, W)  # not refitted, not trained further
+
+
+def test_a_frozen_rbm_stays_fitted_through_clone(data, rbm):
+    X, y, _, _ = data
+    frozen = FrozenEstimator(rbm)
+    twin = clone(PretrainedFNNClassifier(frozen, **{**FAST_PRETRAINED, "n_iter": 1}))
+    assert twin.rbm is frozen
+    twin.fit(X, y)
+    np.testing.assert_array_equal(twin.module_.hidden.weight.shape, rbm.components_.shape)
+
+
+def test_rbm_with_other_visible_units_is_rejected(data):
+    X, y, _, _ = data
+    rbm5 = BernoulliRBM(**TINY_RBM).fit(X[:, :5])
+    with pytest.raises(ValueError, match="rbm has 5 visible units but X has 20 features"):
+        PretrainedFNNClassifier(rbm5, **FAST_PRETRAINED).fit(X, y)
+
+
+def test_default_init_rbm_uses_the_classifiers_seed(data):
+    X, y, _, _ = data
+    clf = PretrainedFNNClassifier(**{**FAST_PRETRAINED, "n_iter": 1}, random_state=3).fit(X[:60], y[:60])
+    assert isinstance(clf.rbm_, BernoulliRBM) and clf.rbm is None
+    assert clf.rbm_.get_params() == BernoulliRBM(random_state=3).get_params()
+    assert clf.module_.hidden.out_features == 256
+
+
+def test_nested_rbm_parameters_clone_and_set(data):
+    X, y, _, _ = data
+    clf = PretrainedFNNClassifier(BernoulliRBM(**TINY_RBM), **{**FAST_PRETRAINED, "n_iter": 1})
+    params = clf.get_params()
+    assert params["rbm__n_components"] == 8 and "hidden_units" not in params
+    twin = clone(clf).set_params(rbm__n_components=4, rbm__learning_rate=0.05)
+    assert clf.rbm.n_components == 8  # the clone has its own RBM
+    twin.fit(X, y)
+    assert twin.rbm_.n_components == 4 and twin.module_.hidden.out_features == 4
+    assert twin.rbm_.learning_rate == 0.05
+
+
+def test_nested_rbm_parameters_are_validated(data):
+    clf = PretrainedFNNClassifier(BernoulliRBM(n_components=0), **FAST_PRETRAINED)
+    with pytest.raises(ValueError, match="n_components"):
+        clf.fit(data[0], data[1])
+
+
+def test_pretrained_clone_and_pickle_reproduce_predictions(pretrained, data):
+    X, y, X_val, y_val = data
+    twin = clone(pretrained).fit(X, y, eval_set=(X_val, y_val))  # RBM and network refitted
+    np.testing.assert_array_equal(twin.predict_proba(X_val), pretrained.predict_proba(X_val))
+    loaded = pickle.loads(pickle.dumps(pretrained))
+    np.testing.assert_array_equal(loaded.predict_proba(X_val), pretrained.predict_proba(X_val))
+    np.testing.assert_array_equal(loaded.rbm_.components_, pretrained.rbm_.components_)
+
+
+def test_fit_rbm_is_the_one_hook_for_the_rbm(data, rbm):
+    X, y, _, _ = data
+    seen = []
+
+    class FromCache(PretrainedFNNClassifier):
+        def _fit_rbm(self, X):
+            seen.append(X.shape)
+            return rbm  # e.g. loaded from the RBM cache
+
+    clf = FromCache(BernoulliRBM(n_components=99), **{**FAST_PRETRAINED, "n_iter": 1}).fit(X, y)
+    assert seen == [X.shape] and clf.rbm_ is rbm and clf.module_.hidden.out_features == 8
+
+
+class _AnyRangeRBM(BernoulliRBM):
+    """BernoulliRBM without its [0, 1] input rule: the generic checks feed values up to 9 or so."""
+
+    @staticmethod
+    def _check_unit_range(values):
+        pass
+
+
+@parametrize_with_checks([PretrainedFNNClassifier(
+    _AnyRangeRBM(n_components=16, n_iter=1, device="cpu", random_state=0),
+    learning_rate=1e-2, batch_size=32, n_iter=20, device="cpu", random_state=0)])
+def test_pretrained_sklearn_estimator_checks(estimator, check):
     check(estimator)

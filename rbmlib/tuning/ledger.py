@@ -1,7 +1,8 @@
 """The test-set ledger: an append-only record of every look at the test split.
 
 Each row is one refit scored on the test split: when, at which git commit,
-under which preset (the protocol), which model, seed (the refit's
+under which preset (the protocol) and protocol digest (``protocol.digest``:
+empty for the looks of protocol 1, taken before digests existed), which model, seed (the refit's
 ``random_state``), trial and parameters, and the two scores. Only
 :func:`rbmlib.tuning.refit.evaluate` appends to it (``rbmlib evaluate``), and it
 refuses to score the same (preset, model, seed) twice: a look at the test set
@@ -26,7 +27,7 @@ import pandas as pd
 
 from rbmlib import paths
 
-LEDGER_COLUMNS = ["time", "commit", "protocol", "model", "seed", "trial_number", "params",
+LEDGER_COLUMNS = ["time", "commit", "protocol", "digest", "model", "seed", "trial_number", "params",
                   "test_accuracy", "test_macro_f1", "source"]
 
 
@@ -39,7 +40,7 @@ def read(preset: str) -> pd.DataFrame:
     path = paths.test_ledger(preset)
     if not path.exists():
         return pd.DataFrame(columns=LEDGER_COLUMNS)
-    return pd.read_csv(path, dtype={"commit": str})[LEDGER_COLUMNS]
+    return pd.read_csv(path, dtype={"commit": str, "digest": str})[LEDGER_COLUMNS]
 
 
 def scored(preset: str) -> set[tuple[str, int]]:
@@ -83,6 +84,11 @@ def append(preset: str, row: dict) -> None:
 
     Under an exclusive lock, flushed and synced: two evaluation chains may
     append at once, and a look recorded is never lost.
+
+    Raises
+    ------
+    ValueError
+        The file has other columns than ``LEDGER_COLUMNS`` (appending would misalign the rows).
     """
     full = {"time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "commit": commit(), "protocol": preset, "source": "rbmlib evaluate", **row}
@@ -92,6 +98,12 @@ def append(preset: str, row: dict) -> None:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             f.seek(0, os.SEEK_END)
+            if f.tell():
+                with open(path) as existing:
+                    header = existing.readline().strip().split(",")
+                if header != LEDGER_COLUMNS:
+                    raise ValueError(f"{path} has the columns {header}, not {LEDGER_COLUMNS}: "
+                                     "restore it from git before evaluating.")
             pd.DataFrame([full], columns=LEDGER_COLUMNS).to_csv(f, header=f.tell() == 0, index=False)
             f.flush()
             os.fsync(f.fileno())
@@ -127,7 +139,8 @@ def history_rows(preset: str = "paper") -> pd.DataFrame:
             params = row.get("refit_params")
             if not isinstance(params, str):
                 params = _trial_params(sha, preset, row["model"], int(row["trial_number"]))
-            looks.append({"time": date, "commit": sha[:10], "protocol": preset, "model": row["model"],
+            looks.append({"time": date, "commit": sha[:10], "protocol": preset, "digest": None,
+                          "model": row["model"],
                           "seed": int(row["seed"]), "trial_number": int(row["trial_number"]),
                           "params": params, "test_accuracy": row["test_accuracy"],
                           "test_macro_f1": row["test_macro_f1"], "source": f"evaluation.csv at {sha[:10]}"})

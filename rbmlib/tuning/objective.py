@@ -34,12 +34,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import optuna
+from sklearn.pipeline import Pipeline
 from tqdm.auto import tqdm
 
 from rbmlib import data, metrics
 from rbmlib.models import get_model, make_model
-from rbmlib.tuning.rbm_cache import FeatureCache, data_fingerprint, fit_feature_steps, fit_rbm, rbm_key
-from rbmlib.tuning.spaces import SPACES
+from rbmlib.tuning.rbm_cache import (FeatureCache, attach_rbm, data_fingerprint, fit_feature_steps, fit_rbm,
+                                     rbm_key)
 
 _CURVE_KEYS = ("epoch", "train_loss", "val_accuracy", "val_macro_f1")
 _RBM_CURVE_KEYS = ("epoch", "reconstruction_error", "pseudo_likelihood")
@@ -117,7 +118,7 @@ class Objective:
         self._features = FeatureCache()
 
     def __call__(self, trial: optuna.Trial) -> float:
-        params = SPACES[self.model](trial, self.preset)
+        params = self.preset.spaces[self.model](trial, self.preset)
         estimator = make_model(self.model, random_state=self.preset.random_state,
                                **self.preset.fixed_params(self.model), **params)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
@@ -136,17 +137,20 @@ class Objective:
     def _fit_and_score(self, trial, estimator) -> dict:
         spec = get_model(self.model)
         X, X_val, clf = self.splits.X, self.splits.X_val, estimator
-        if spec.uses_rbm:
+        if spec.uses_rbm and spec.features:  # rbm -> ... -> clf: the classifier reads the features
             X, X_val = fit_feature_steps(estimator, X, X_val=X_val,
                                          features=lambda rbm, *_: self._rbm_features(trial, rbm))
             clf = estimator[-1]
+        elif spec.uses_rbm:  # a network that starts from the RBM and reads pixels
+            attach_rbm(estimator, X, fit=lambda rbm: self._rbm_features(trial, rbm)[0])
         fit = self._fit_net if spec.has_epochs else self._fit_lr
         return fit(trial, clf, X, X_val)
 
     def _fit_lr(self, trial, clf, X, X_val) -> dict:
         clf.fit(X, self.splits.y)
+        lr = clf[-1] if isinstance(clf, Pipeline) else clf  # e.g. pca -> clf
         # lbfgs stops at max_iter with a warning; record it so a table can show it.
-        trial.set_user_attr("converged", bool(np.all(clf.n_iter_ < clf.max_iter)))
+        trial.set_user_attr("converged", bool(np.all(lr.n_iter_ < lr.max_iter)))
         return metrics.evaluate(self.splits.y_val, clf.predict(X_val))
 
     def _fit_net(self, trial, net, X, X_val) -> dict:

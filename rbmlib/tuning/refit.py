@@ -31,10 +31,10 @@ from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
 from rbmlib import data, metrics, paths
-from rbmlib.tuning import ledger
-from rbmlib.models import MODEL_NAMES, get_model, make_model
+from rbmlib.tuning import ledger, protocol
+from rbmlib.models import get_model, make_model
 from rbmlib.tuning.presets import get_preset
-from rbmlib.tuning.rbm_cache import fit_feature_steps
+from rbmlib.tuning.rbm_cache import attach_rbm, fit_feature_steps
 from rbmlib.tuning.study import FINISHED, load_study
 
 EVALUATION_COLUMNS = ["model", "seed", "trial_number", "test_accuracy", "test_macro_f1", "seconds",
@@ -68,7 +68,11 @@ def fit_final(model: str, params: dict, seed: int, X, y, *, cache_dir=None):
     does not train it again.
     """
     estimator = make_model(model, random_state=seed, **params)
-    if not get_model(model).uses_rbm:
+    spec = get_model(model)
+    if not spec.uses_rbm:
+        return estimator.fit(X, y)
+    if not spec.features:  # a network started from the RBM: it reads the pixels
+        attach_rbm(estimator, X, cache_dir=cache_dir)
         return estimator.fit(X, y)
     F, _ = fit_feature_steps(estimator, X, cache_dir=cache_dir)
     estimator[-1].fit(F, y)
@@ -149,7 +153,7 @@ def evaluate(models=None, preset="paper", *, storage: str | None = None, seeds=N
     Parameters
     ----------
     models : iterable of str, optional
-        Default: all of ``MODEL_NAMES``.
+        Default: all of the preset's models.
     preset : str or Preset
     storage : str, optional
         Optuna storage URL, as given to ``tune`` (default: the preset's SQLite files).
@@ -164,7 +168,7 @@ def evaluate(models=None, preset="paper", *, storage: str | None = None, seeds=N
         All rows of ``evaluation.csv`` (``EVALUATION_COLUMNS``).
     """
     preset = get_preset(preset)
-    models = list(models or MODEL_NAMES)
+    models = list(models or preset.models)
     best = {}
     for model in models:  # every study must exist and have a complete trial before any fit
         study = load_study(model, preset, storage=storage, create=False)
@@ -178,10 +182,12 @@ def evaluate(models=None, preset="paper", *, storage: str | None = None, seeds=N
             if (m, s, best[m].number, keys[m]) not in done_keys
             or not paths.predictions_file(preset.name, m, best[m].number, s).exists()]
     if todo:
+        # Before any data is read: every study finished, the protocol unchanged, no second look.
+        digest = _check_protocol(preset, storage)
+        ledger.check_unscored(preset.name, todo)
         X, y = data.load_split("trainval", subset=preset.trainval_subset)
         X_test, y_test = data.load_split("test", subset=preset.test_subset)
         path = paths.evaluation_csv(preset.name)
-        ledger.check_unscored(preset.name, todo)  # before any fit: a second look is refused, not started
         for model, seed in tqdm(todo, desc=f"evaluate ({preset.name})", unit="fit"):
             start = time.perf_counter()
             params = refit_params(model, preset, best[model])
@@ -193,12 +199,38 @@ def evaluate(models=None, preset="paper", *, storage: str | None = None, seeds=N
                    "test_accuracy": scores["accuracy"], "test_macro_f1": scores["macro_f1"],
                    "seconds": round(time.perf_counter() - start, 2), "refit_params": keys[model]}
             _append_row(path, row)
-            ledger.append(preset.name, {"model": model, "seed": seed, "trial_number": best[model].number,
+            ledger.append(preset.name, {"digest": digest, "model": model, "seed": seed,
+                                        "trial_number": best[model].number,
                                         "params": keys[model], "test_accuracy": scores["accuracy"],
                                         "test_macro_f1": scores["macro_f1"]})
             tqdm.write(f"{model} seed {seed}: test accuracy {scores['accuracy']:.4f}, "
                        f"macro F1 {scores['macro_f1']:.4f} ({row['seconds']:.0f}s)")
     return read_evaluation(preset)
+
+
+def _check_protocol(preset, storage) -> str:
+    """The protocol's digest, once every study of it is ready and it has not changed since a test look.
+
+    Raises
+    ------
+    rbmlib.tuning.protocol.NotReadyError, rbmlib.tuning.protocol.ProtocolLockedError
+    """
+    if not preset.preregistered:
+        return protocol.digest(preset)
+    studies = {}
+    for model in preset.models:
+        try:
+            studies[model] = load_study(model, preset, storage=storage, create=False)
+        except KeyError:
+            studies[model] = None
+    current = protocol.check_ready(preset, studies)
+    earlier = set(ledger.read(preset.name)["digest"].dropna()) - {current}
+    if earlier:
+        raise protocol.ProtocolLockedError(
+            f"The {preset.name} protocol looked at the test set as {', '.join(sorted(earlier))}, and the "
+            f"code now states it as {current}: a protocol cannot change after its test look. Restore it, "
+            "or define a new preset.")
+    return current
 
 
 def _trial_seconds(trials) -> float:
@@ -215,7 +247,7 @@ def summarize(preset="paper", *, storage: str | None = None, models=None) -> pd.
     preset = get_preset(preset)
     evaluations = read_evaluation(preset)
     rows = []
-    for model in models or MODEL_NAMES:
+    for model in models or preset.models:
         try:
             study = load_study(model, preset, storage=storage, create=False)
         except KeyError:

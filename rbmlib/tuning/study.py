@@ -28,6 +28,7 @@ from optuna.trial import TrialState
 from rbmlib import paths
 from rbmlib.models import get_model, model_steps
 from rbmlib.tuning.objective import Objective, Splits
+from rbmlib.tuning import protocol
 from rbmlib.tuning.presets import get_preset
 from rbmlib.tuning.stores import open_storage, shown, with_driver
 from rbmlib.tuning.tracking import TrialLogger, check_tracking, default_tracking_uri, ensure_experiment
@@ -74,9 +75,21 @@ def make_sampler(preset, seed: int, n_trials_so_far: int) -> optuna.samplers.Bas
                                       n_startup_trials=get_preset(preset).sampler_n_startup_trials)
 
 
-def make_pruner(preset) -> optuna.pruners.BasePruner:
-    """The preset's median pruner (it judges networks' validation accuracy per epoch)."""
+def make_pruner(preset, model: str | None = None) -> optuna.pruners.BasePruner:
+    """The preset's pruner, which judges a network's validation accuracy per epoch.
+
+    ``"median"`` (protocol 1): stop a trial whose accuracy at an epoch is below
+    the median of earlier trials at that epoch. ``"hyperband"`` (protocol 2):
+    successive halving in several brackets, from 1 epoch to the model's epoch cap,
+    keeping about 1 in ``pruner_reduction_factor`` trials at each rung; the
+    brackets hedge between pruning early and late, so no single warm-up length
+    has to be guessed. Models without epochs report nothing, and are never pruned.
+    """
     preset = get_preset(preset)
+    if preset.pruner == "hyperband":
+        cap = preset.n_iter.get(model) if model else None
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=cap or "auto",
+                                              reduction_factor=preset.pruner_reduction_factor)
     return optuna.pruners.MedianPruner(n_startup_trials=preset.pruner_n_startup_trials,
                                        n_warmup_steps=preset.pruner_n_warmup_steps)
 
@@ -105,6 +118,10 @@ def load_study(model: str, preset, *, storage: str | None = None, seed: int = 0,
         The study was tuned under another set-up (a ``ValueError``).
     """
     preset = get_preset(preset)
+    if model not in preset.models:
+        get_model(model)  # an unknown name gets the registry's message
+        raise ValueError(f"Model {model!r} is not part of the {preset.name} preset; its models are "
+                         f"{', '.join(preset.models)}.")
     name = study_name(preset.name, model)
     if storage is None and not create and not paths.study_db(preset.name, model).exists():
         raise MissingStudyError(f"No study {name!r}: {paths.study_db(preset.name, model)} does not exist.")
@@ -118,7 +135,7 @@ def load_study(model: str, preset, *, storage: str | None = None, seed: int = 0,
                                     f"{model} --preset {preset.name}` first.") from None
     # Two workers creating the same study: the second loads the first's.
     study = optuna.create_study(storage=rdb, study_name=name, direction="maximize",
-                                pruner=make_pruner(preset), load_if_exists=True)
+                                pruner=make_pruner(preset, model), load_if_exists=True)
     study.sampler = make_sampler(preset, seed, len(study.get_trials(deepcopy=False)))
     if create and not study.user_attrs:
         # Tags of every MLflow run in the experiment (tag_study_user_attrs=True).
@@ -127,6 +144,7 @@ def load_study(model: str, preset, *, storage: str | None = None, seed: int = 0,
         study.set_user_attr("random_state", preset.random_state)
         for key, value in _setup(preset, model).items():
             study.set_user_attr(key, value)
+        protocol.record_digest(study, preset)
     _check_setup(study, preset, model, url)
     return study
 
@@ -253,6 +271,8 @@ def tune(model: str, preset, *, n_trials: int | None = None, storage: str | None
     ------
     StorageError, SetupChangedError
         From :func:`load_study`.
+    rbmlib.tuning.protocol.ProtocolLockedError
+        Trials are due but the preset has looked at the test set already.
     rbmlib.tuning.tracking.TrackingError
         The tracking URI is not usable or its server does not answer (both checked first), or the
         MLflow store cannot be opened.
@@ -269,6 +289,8 @@ def tune(model: str, preset, *, n_trials: int | None = None, storage: str | None
     remaining = target - n_finished(study)
     if remaining <= 0:
         return study
+    protocol.check_open(preset)  # no trial after a test look
+    protocol.record_digest(study, preset)
     if get_model(model).warm_start_from:
         warm_start(study, model, preset, storage=storage)
     objective = Objective(model, preset, splits=splits)

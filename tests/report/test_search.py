@@ -5,9 +5,8 @@ import pytest
 from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
-from rbmlib.models import MODEL_NAMES
 from rbmlib.report import search
-from rbmlib.tuning import spaces
+from rbmlib.tuning.protocol import space_distributions
 from rbmlib.tuning.presets import PAPER
 
 
@@ -59,10 +58,10 @@ def test_trials_table_says_whether_the_best_logistic_regression_converged():
 
 def test_search_space_table_reads_the_spaces_themselves():
     table = search.search_space_table(PAPER).set_index("model")
-    assert list(table.index) == list(MODEL_NAMES)
+    assert list(table.index) == list(PAPER.models)
     assert table.loc["lr", "searched"] == "C: 0.001 to 10 (log)"
-    for model in MODEL_NAMES:
-        names = search.space_distributions(spaces.SPACES[model], PAPER)
+    for model in PAPER.models:
+        names = space_distributions(PAPER.spaces[model], PAPER)
         assert names and all(name in table.loc[model, "searched"] for name in names)
         assert table.loc[model, "trials"] == PAPER.n_trials[model]
     assert "rbm__n_iter = 10" in table.loc["rbm-lr", "fixed"]

@@ -326,7 +326,7 @@ def test_the_sampler_and_pruner_come_from_their_named_functions(monkeypatch):
         assert not {"sampler", "pruner"} & set(inspect.signature(function).parameters)
     sampler, pruner = optuna.samplers.RandomSampler(seed=0), optuna.pruners.NopPruner()
     monkeypatch.setattr(study_module, "make_sampler", lambda preset, seed, n: sampler)
-    monkeypatch.setattr(study_module, "make_pruner", lambda preset: pruner)
+    monkeypatch.setattr(study_module, "make_pruner", lambda preset, model=None: pruner)
     study = load_study("lr", TINY)
     assert study.sampler is sampler and study.pruner is pruner
 

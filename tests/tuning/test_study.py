@@ -14,14 +14,14 @@ from tuning_helpers import TINY
 
 from rbmlib import data, models, paths
 from rbmlib.cli import main
-from rbmlib.models import MODEL_NAMES, make_model
+from rbmlib.models import make_model
 from rbmlib.nets import TorchClassifier
 from rbmlib.rbm import BernoulliRBM
 from rbmlib.tuning.refit import SUMMARY_COLUMNS, evaluate, read_predictions, summarize
 from rbmlib.tuning import rbm_cache
 from rbmlib.tuning import study as study_module
 from rbmlib.tuning.objective import Splits
-from rbmlib.tuning.spaces import SPACES
+from rbmlib.tuning.presets import PROTOCOL2
 from rbmlib.tuning import ledger
 from rbmlib.tuning.study import load_study, tune
 
@@ -51,13 +51,13 @@ def test_paths_keep_presets_apart():
     assert paths.study_db("smoke", "lr") != paths.study_db("paper", "lr")
 
 
-@pytest.mark.parametrize("model", MODEL_NAMES)
-def test_space_names_are_the_estimators_argument_names(model):
+@pytest.mark.parametrize("preset, model", [(p, m) for p in (TINY, PROTOCOL2) for m in p.models])
+def test_space_names_are_the_estimators_argument_names(preset, model):
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     trial = study.ask()
-    params = SPACES[model](trial, TINY)
+    params = preset.spaces[model](trial, preset)
     assert params == trial.params  # the names Optuna stores (and MLflow logs) ...
-    make_model(model, **TINY.fixed_params(model), **params)  # ... are valid arguments
+    make_model(model, **preset.fixed_params(model), **params)  # ... are valid arguments
 
 
 def test_study_runs_and_logs_every_trial_to_mlflow(splits):

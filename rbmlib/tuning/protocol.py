@@ -1,0 +1,217 @@
+"""A preset as a pre-registered protocol: its digest, and the locks around the test look.
+
+A protocol fixes the models, their search spaces, the budgets, the pruner, the
+seeds and the evaluation: everything in a :class:`~rbmlib.tuning.presets.Preset`.
+:func:`digest` condenses it to twelve hex digits, stored with every study (user
+attribute ``protocol_digest``) and every row of the test-set ledger, so a
+reader can check that the numbers came from the protocol the paper describes.
+
+The locks, each a one-line refusal:
+
+* :func:`check_open` (tuning): once a protocol has a test look, its studies are
+  closed. More trials, a wider range, a new model: a new protocol.
+* :func:`check_ready` (evaluation): the test split is read only when every study
+  of the protocol has its budget (finished and complete trials), was tuned
+  under the protocol as the code states it now, and has no best value on an
+  edge of its range (:func:`edges`) nor a best epoch at its cap. So no test score
+  is seen while any model may still change.
+* A second look at the same (protocol, model, seed) is refused by the ledger
+  (:func:`rbmlib.tuning.ledger.check_unscored`).
+
+Before the test look, a protocol may still change (a range widened because its
+best value sat on the edge): :func:`record_digest` keeps each study's history
+of digests, with the number of trials run under each.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import warnings
+
+import optuna
+from optuna.distributions import CategoricalDistribution, distribution_to_json
+from optuna.trial import TrialState
+
+from rbmlib.models import get_model, model_steps
+from rbmlib.tuning import ledger
+
+#: Fields that say how a run is operated, not what it computes.
+_OPERATIONAL = ("heartbeat_interval",)
+
+#: Ends of a range that cannot be widened (a dropout of 0, all 784 components):
+#: a best value there is not a sign of too narrow a range.
+NATURAL_LIMITS = {"dropout": (0.0, None), "pca__n_components": (None, 784)}
+
+
+class ProtocolLockedError(ValueError):
+    """A change, or more tuning, asked of a protocol that has looked at the test set."""
+
+
+class NotReadyError(ValueError):
+    """A test look asked of a protocol whose studies are not finished."""
+
+
+def space_distributions(space, preset) -> dict:
+    """``{parameter: optuna distribution}`` that a search-space function suggests from.
+
+    The spaces have no conditional parameters, so one trial of a throwaway
+    in-memory study draws from all of them.
+    """
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not one "study created" line per call
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
+        space(trial, preset)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    return dict(trial.distributions)
+
+
+def describe(preset) -> dict:
+    """The protocol as plain data: preset fields, every model's make-up and search space."""
+    fields = {f.name: getattr(preset, f.name) for f in dataclasses.fields(preset)
+              if f.name not in ("spaces", *_OPERATIONAL)}
+    models = {}
+    for model in preset.models:
+        models[model] = {
+            "steps": model_steps(model),
+            "fixed_params": preset.fixed_params(model),
+            "space": {name: json.loads(distribution_to_json(dist)) for name, dist in
+                      sorted(space_distributions(preset.spaces[model], preset).items())},
+        }
+    return {"preset": fields, "models": models}
+
+
+def digest(preset) -> str:
+    """Twelve hex digits of :func:`describe`: equal digests, equal protocols."""
+    text = json.dumps(describe(preset), sort_keys=True, default=list)
+    return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
+
+
+# ----------------------------------------------------------------------------- locks
+
+def check_open(preset) -> None:
+    """Refuse to tune a pre-registered protocol that has looked at the test set."""
+    if not preset.preregistered:
+        return
+    looks = ledger.read(preset.name)
+    if len(looks):
+        raise ProtocolLockedError(
+            f"The {preset.name} protocol was scored on the test split ({len(looks)} looks, the first "
+            f"on {str(looks['time'].iloc[0])[:10]}): its studies are closed, so that no test score can "
+            "steer them. To tune more or differently, define a new preset (a new protocol) in "
+            "rbmlib/tuning/presets.py.")
+
+
+def record_digest(study: optuna.Study, preset) -> str:
+    """Store the protocol's current digest on ``study``; a change is added to its history.
+
+    Call before running trials (after :func:`check_open`). Returns the digest.
+    """
+    current = digest(preset)
+    history = list(study.user_attrs.get("protocol_digests", []))
+    if not history or history[-1]["digest"] != current:
+        history.append({"digest": current, "from_trial": len(study.get_trials(deepcopy=False))})
+        study.set_user_attr("protocol_digests", history)
+    study.set_user_attr("protocol_digest", current)
+    return current
+
+
+def check_ready(preset, studies: dict) -> str:
+    """Refuse a test look unless every study of the protocol is finished; returns the digest.
+
+    Parameters
+    ----------
+    preset : Preset
+    studies : dict of model name -> optuna.Study or None
+        Every model of the preset (None: no study yet).
+
+    Raises
+    ------
+    NotReadyError
+        Listing each study that lacks trials, was tuned under another digest,
+        or has a best value on an edge.
+    """
+    current = digest(preset)
+    if not preset.preregistered:
+        return current
+    problems = []
+    for model in preset.models:
+        study = studies.get(model)
+        if study is None:
+            problems.append(f"{model}: no study yet")
+            continue
+        trials = study.get_trials(deepcopy=False)
+        finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+        complete = sum(t.state == TrialState.COMPLETE for t in trials)
+        if finished < preset.n_trials[model] or complete < preset.min_complete:
+            problems.append(f"{model}: {finished} of {preset.n_trials[model]} finished trials, "
+                            f"{complete} of at least {preset.min_complete} complete")
+        stored = study.user_attrs.get("protocol_digest")
+        if stored is not None and stored != current:
+            problems.append(f"{model}: tuned under protocol {stored}, the code states {current} "
+                            "(run `rbmlib tune` to record the change)")
+        if complete and preset.edge_margin is not None:
+            problems.extend(f"{model}: {edge}" for edge in edges(study, preset, model))
+    if problems:
+        raise NotReadyError(f"The {preset.name} protocol is not ready for its test look: "
+                            + "; ".join(problems) + ". Tune on (`rbmlib tune --preset "
+                            f"{preset.name}`), widening a range whose best value is on its edge.")
+    return current
+
+
+def edges(study: optuna.Study, preset, model: str) -> list[str]:
+    """Best values of ``study`` at or near an end of their present range, and a best epoch at its cap.
+
+    Near: within ``preset.edge_margin`` of the range's width, measured on the log
+    scale for a log range. Unordered and two-valued choices have no edges;
+    :data:`NATURAL_LIMITS` are not edges.
+    """
+    best = study.best_trial
+    space = space_distributions(preset.spaces[model], preset)
+    found = []
+    for name, dist in space.items():
+        value = best.params.get(name)
+        if value is None:
+            continue
+        side = _edge_side(name, value, dist, preset.edge_margin)
+        if side:
+            found.append(f"best {name} = {value:g} is at the {side} end of {_range(dist)}")
+    spec = get_model(model)
+    if spec.has_epochs:
+        cap = preset.n_iter[model]
+        if best.user_attrs.get("best_epoch", 0) >= cap:
+            found.append(f"best epoch {best.user_attrs['best_epoch']} is the cap of {cap} epochs")
+    return found
+
+
+def _edge_side(name, value, dist, margin) -> str | None:
+    natural = next((limits for key, limits in NATURAL_LIMITS.items()
+                    if name == key or name.endswith("__" + key)), (None, None))
+    if isinstance(dist, CategoricalDistribution):
+        numbers = [c for c in dist.choices if isinstance(c, (int, float)) and not isinstance(c, bool)]
+        if len(numbers) < 3 or len(numbers) != len(dist.choices):
+            return None
+        low, high, share = min(numbers), max(numbers), None
+        side = "lower" if value == low else "upper" if value == high else None
+    else:
+        low, high = dist.low, dist.high
+        scale = math.log if dist.log else (lambda x: x)
+        share = (scale(value) - scale(low)) / (scale(high) - scale(low))
+        side = "lower" if share <= margin else "upper" if share >= 1 - margin else None
+    if side == "lower" and natural[0] is not None and low <= natural[0]:
+        return None
+    if side == "upper" and natural[1] is not None and high >= natural[1]:
+        return None
+    return side
+
+
+def _range(dist) -> str:
+    if isinstance(dist, CategoricalDistribution):
+        return "{" + ", ".join(map(str, dist.choices)) + "}"
+    return f"[{dist.low:g}, {dist.high:g}]" + (" (log)" if dist.log else "")

@@ -1,0 +1,180 @@
+"""Protocols: the digest, the edges of a search space, and the locks around the test look."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState, create_trial
+from tuning_helpers import TINY
+
+from rbmlib import paths
+from rbmlib.tuning import ledger, protocol, spaces
+from rbmlib.tuning.presets import PAPER, PROTOCOL2
+from rbmlib.tuning.protocol import NotReadyError, ProtocolLockedError
+from rbmlib.tuning.study import load_study, make_pruner
+
+#: A pre-registered protocol small enough to run: two logistic regressions on a tiny subset.
+LOCKED = dataclasses.replace(
+    TINY, name="locked", n_trials={"lr": 2, "pca-lr": 2},
+    spaces={"lr": spaces.lr, "pca-lr": spaces.pca_lr2},
+    refit_random_states={"lr": (0, 1), "pca-lr": (0, 1)},
+    preregistered=True, min_complete=2, edge_margin=None,
+)
+
+
+def _study(trials, name="s"):
+    """An in-memory study holding ``trials`` (``create_trial`` keyword dicts)."""
+    study = optuna.create_study(direction="maximize", study_name=name)
+    for t in trials:
+        study.add_trial(create_trial(**t))
+    return study
+
+
+# ----------------------------------------------------------------------------- digest
+
+def test_the_digest_covers_what_the_protocol_fixes_and_nothing_else():
+    d = protocol.digest(PROTOCOL2)
+    assert d == protocol.digest(PROTOCOL2) and len(d) == 12
+    assert protocol.digest(dataclasses.replace(PROTOCOL2, heartbeat_interval=5)) == d  # how, not what
+    assert protocol.digest(dataclasses.replace(PROTOCOL2, n_trials={**PROTOCOL2.n_trials, "lr": 31})) != d
+    assert protocol.digest(dataclasses.replace(PROTOCOL2, precision="float32")) != d
+    widened = {**PROTOCOL2.spaces, "lr": lambda trial, preset: {"C": trial.suggest_float("C", 1e-5, 1e3, log=True)}}
+    assert protocol.digest(dataclasses.replace(PROTOCOL2, spaces=widened)) != d
+    assert protocol.digest(PAPER) != d
+
+
+def test_protocol_1s_spaces_are_the_ones_its_committed_studies_searched():
+    for model in PAPER.models:
+        storage = f"sqlite:///{paths.study_db('paper', model)}"
+        last = optuna.load_study(study_name=f"paper/{model}", storage=storage).trials[-1]
+        assert last.distributions == protocol.space_distributions(PAPER.spaces[model], PAPER), model
+
+
+def test_protocol_2_fixes_equal_budgets_five_seeds_one_pruner_and_the_locks():
+    assert len(set(PROTOCOL2.n_trials.values())) == 1 and min(PROTOCOL2.n_trials.values()) >= 30
+    assert PROTOCOL2.min_complete >= 15 and PROTOCOL2.preregistered and PROTOCOL2.edge_margin
+    assert all(len(seeds) == 5 for seeds in PROTOCOL2.refit_random_states.values())
+    for model in ("fnn", "cnn", "rbm-fnn"):
+        pruner = make_pruner(PROTOCOL2, model)
+        assert isinstance(pruner, optuna.pruners.HyperbandPruner)
+        assert pruner._max_resource == PROTOCOL2.n_iter[model]  # one rung ladder up to the model's cap
+    rbm = protocol.space_distributions(PROTOCOL2.spaces["rbm-lr"], PROTOCOL2)
+    assert (rbm["rbm__n_components"].low, rbm["rbm__n_components"].high) == (256, 8192)
+    assert rbm["rbm__n_components"].log and rbm["rbm__n_iter"].high >= 30
+    assert set(rbm["rbm__persistent"].choices) == {True, False}  # CD-1 against PCD-1
+
+
+# ----------------------------------------------------------------------------- edges
+
+def _best(params, distributions, **user_attrs):
+    return _study([dict(params=params, distributions=distributions, value=0.9, user_attrs=user_attrs),
+                   dict(params=params, distributions=distributions, value=0.5, user_attrs=user_attrs)])
+
+
+def _preset_with(space, **fields):
+    return dataclasses.replace(TINY, n_trials={"fnn": 1}, spaces={"fnn": space},
+                               refit_random_states={"fnn": (0,)}, edge_margin=0.03, **fields)
+
+
+@pytest.mark.parametrize("value, edge", [(1e-4, "lower"), (1.1e-4, "lower"), (1e-3, None),
+                                         (0.9e-2, "upper"), (1e-2, "upper")])
+def test_a_best_value_near_an_end_of_a_log_range_is_an_edge(value, edge):
+    space = lambda trial, preset: {"learning_rate": trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True)}  # noqa: E731
+    dist = {"learning_rate": FloatDistribution(1e-4, 1e-2, log=True)}
+    found = protocol.edges(_best({"learning_rate": value}, dist, best_epoch=1),
+                           _preset_with(space, n_iter={"fnn": 10}), "fnn")
+    assert bool(found) == (edge is not None)
+    if edge:
+        assert f"at the {edge} end of [0.0001, 0.01] (log)" in found[0]
+
+
+def test_natural_limits_two_way_choices_and_the_epoch_cap():
+    def space(trial, preset):
+        return {"dropout": trial.suggest_float("dropout", 0.0, 0.5),
+                "batch_size": trial.suggest_categorical("batch_size", [32, 64, 128]),
+                "flag": trial.suggest_categorical("flag", [True, False]),
+                "hidden_units": trial.suggest_int("hidden_units", 64, 1024, log=True)}
+    dists = {"dropout": FloatDistribution(0.0, 0.5), "batch_size": CategoricalDistribution([32, 64, 128]),
+             "flag": CategoricalDistribution([True, False]), "hidden_units": IntDistribution(64, 1024, log=True)}
+    params = {"dropout": 0.0, "batch_size": 128, "flag": True, "hidden_units": 256}
+    found = protocol.edges(_best(params, dists, best_epoch=10), _preset_with(space, n_iter={"fnn": 10}), "fnn")
+    # dropout 0 cannot be widened, a two-way choice has no edge; the largest batch and the cap are edges.
+    assert len(found) == 2
+    assert "best batch_size = 128 is at the upper end of {32, 64, 128}" in found[0]
+    assert found[1] == "best epoch 10 is the cap of 10 epochs"
+
+
+# ----------------------------------------------------------------------------- locks
+
+def test_check_ready_names_every_study_that_is_not_finished():
+    lr_space = protocol.space_distributions(spaces.lr, LOCKED)
+    one_trial = _study([dict(params={"C": 0.1}, distributions=lr_space, value=0.8)])
+    with pytest.raises(NotReadyError) as info:
+        protocol.check_ready(LOCKED, {"lr": one_trial, "pca-lr": None})
+    message = str(info.value)
+    assert "lr: 1 of 2 finished trials, 1 of at least 2 complete" in message
+    assert "pca-lr: no study yet" in message and "rbmlib tune --preset locked" in message
+
+    two = _study([dict(params={"C": c}, distributions=lr_space, value=v) for c, v in ((0.1, 0.8), (1.0, 0.7))])
+    other = _study([dict(params={"C": c}, distributions=lr_space, value=v) for c, v in ((0.1, 0.8), (1.0, 0.7))])
+    other.set_user_attr("protocol_digest", "0123456789ab")
+    with pytest.raises(NotReadyError, match="pca-lr: tuned under protocol 0123456789ab, the code states"):
+        protocol.check_ready(LOCKED, {"lr": two, "pca-lr": other})
+    assert not TINY.preregistered and protocol.check_ready(TINY, {}) == protocol.digest(TINY)
+
+
+@pytest.mark.usefixtures("tuning_results")
+def test_a_protocol_that_looked_at_the_test_set_is_closed():
+    protocol.check_open(LOCKED)  # no look yet
+    ledger.append(LOCKED.name, {"digest": protocol.digest(LOCKED), "model": "lr", "seed": 0, "trial_number": 0,
+                                "params": "{}", "test_accuracy": 0.8, "test_macro_f1": 0.8})
+    with pytest.raises(ProtocolLockedError, match=r"locked protocol was scored on the test split \(1 looks"):
+        protocol.check_open(LOCKED)
+    ledger.append(TINY.name, {"digest": "x", "model": "lr", "seed": 0, "trial_number": 0, "params": "{}",
+                              "test_accuracy": 0.8, "test_macro_f1": 0.8})
+    protocol.check_open(TINY)  # not pre-registered: the smoke machinery stays open
+
+
+def test_record_digest_keeps_the_history_of_a_widened_protocol():
+    study = optuna.create_study(direction="maximize")
+    first = protocol.record_digest(study, LOCKED)
+    study.add_trial(create_trial(params={}, distributions={}, value=0.5))
+    assert protocol.record_digest(study, LOCKED) == first  # unchanged: no new entry
+    wider = dataclasses.replace(LOCKED, spaces={**LOCKED.spaces, "lr": spaces.lr2})
+    second = protocol.record_digest(study, wider)
+    assert study.user_attrs["protocol_digests"] == [{"digest": first, "from_trial": 0},
+                                                    {"digest": second, "from_trial": 1}]
+    assert study.user_attrs["protocol_digest"] == second
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("tuning_results")
+def test_the_locks_of_a_preregistered_protocol_end_to_end(fresh_mlflow_db, fashion_mnist):
+    from rbmlib.tuning.refit import evaluate
+    from rbmlib.tuning.study import tune
+
+    paths.mlflow_db(LOCKED.name).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(fresh_mlflow_db, paths.mlflow_db(LOCKED.name))
+    tune("lr", LOCKED, show_progress_bar=False)
+    with pytest.raises(NotReadyError, match="pca-lr: no study yet"):  # no test score while a model is tuned
+        evaluate(["lr"], LOCKED)
+    assert not paths.test_ledger(LOCKED.name).exists()
+    tune("pca-lr", LOCKED, show_progress_bar=False)
+    assert load_study("pca-lr", LOCKED).user_attrs["protocol_digest"] == protocol.digest(LOCKED)
+
+    evaluate(["lr", "pca-lr"], LOCKED, seeds=[0])
+    looks = ledger.read(LOCKED.name)
+    assert len(looks) == 2 and (looks["digest"] == protocol.digest(LOCKED)).all()
+    with pytest.raises(ProtocolLockedError, match="its studies are closed"):
+        tune("lr", LOCKED, n_trials=3, show_progress_bar=False)
+    evaluate(["lr"], LOCKED, seeds=[0])  # already scored, predictions kept: nothing to do, no new look
+    assert len(ledger.read(LOCKED.name)) == 2
+    changed = dataclasses.replace(LOCKED, spaces={**LOCKED.spaces, "lr": spaces.lr2})
+    with pytest.raises((ProtocolLockedError, NotReadyError), match="tuned under protocol|cannot change"):
+        evaluate(["lr"], changed, seeds=[1])  # the rest of the seeds under a changed protocol: refused
+    evaluate(["lr"], LOCKED, seeds=[1])  # the protocol as it was: its remaining seeds are scored
+    assert len(ledger.read(LOCKED.name)) == 3
