@@ -28,7 +28,7 @@ apt_install = if command -v apt-get >/dev/null 2>&1; then \
 	  fi; \
 	else echo "$(1) is not installed and there is no apt-get; $(3)"; fi
 
-.PHONY: help setup data test postgres pdftotext report tune bench lab lock clean
+.PHONY: help setup data test postgres pdftotext chromium report tune bench lab lock clean
 
 help:
 	@echo "make report    set up, get the data, execute the notebooks, render the manuscript"
@@ -45,6 +45,7 @@ help:
 	@echo "make data      find, verify and cache Fashion-MNIST (Debian's package where apt can install it)"
 	@echo "make postgres  install Debian's PostgreSQL server binaries for the two-worker tuning test"
 	@echo "make pdftotext install Debian's poppler-utils for the PDF checks of the render test"
+	@echo "make chromium  install Debian's chromium for the HTML layout check of the render test"
 	@echo "make lock      rewrite constraints.txt from $(VENV) after changing a pin in pyproject.toml"
 	@echo "make clean     remove $(VENV) and the pytest cache (the data and results stay)"
 	@echo "make help      this list"
@@ -69,7 +70,7 @@ data: setup
 	fi
 	$(BIN)/rbmlib data
 
-test: data postgres pdftotext
+test: data postgres pdftotext chromium
 	$(BIN)/python -m pytest
 
 # Debian's PostgreSQL server binaries, for the test in which two workers share a
@@ -85,6 +86,15 @@ postgres:
 pdftotext:
 	@if ! command -v pdftotext >/dev/null 2>&1; then \
 	  $(call apt_install,poppler-utils,for the PDF checks of the render test,the PDF checks will be skipped); \
+	fi
+
+# Debian's chromium, in which the render test measures the HTML article's tables,
+# figures and equations against its column (skipped without it; a Chrome on the
+# PATH serves as well).
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 \
+	    && ! command -v google-chrome >/dev/null 2>&1; then \
+	  $(call apt_install,chromium,for the HTML layout check of the render test,that check will be skipped); \
 	fi
 
 # The paper preset: tune the five studies, evaluate once on the test set, write
@@ -109,14 +119,17 @@ tune: data
 
 # The notebooks run through papermill with notebooks/params/$(PRESET).yml into
 # notebooks/executed/ (paper) or notebooks/executed-smoke/ (smoke), skipping those
-# already executed from the same source and parameters; then `quarto render` if
-# Quarto is installed (rbmlib/report/pipeline.py). The kernels inherit the thread count.
+# already executed from the same source and parameters; then `quarto render` with
+# the `quarto` on the PATH, else the one of $(VENV) (`pip install -e .[render]`), else
+# a note on what to install (rbmlib/report/pipeline.py). The kernels inherit the thread count.
 report: data
 	$(call threads,$(THREADS)) $(BIN)/python -m rbmlib.report --preset $(PRESET) $(if $(FORCE),--force)
 
-# Speed of the RBM against the matmul peak, scikit-learn and the original
-# formulation; run it on an otherwise idle machine.
+# Speed of the RBM (float32 and bf16) against the float32 and bf16 matmul peaks,
+# scikit-learn, learnergy, rbms and the original formulation; run it on an
+# otherwise idle machine. The peers come from the `bench` extra (pinned in constraints.txt).
 bench: setup
+	$(BIN)/python -m pip install --progress-bar on -c constraints.txt -e ".[bench]"
 	$(BIN)/python benchmarks/rbm_speed.py
 
 # The source notebooks open with their smoke defaults and the rbm-report kernel

@@ -285,13 +285,37 @@ def execute_notebook(source, executed, parameters, *, preset="smoke", kernel_nam
     return executed
 
 
+def find_quarto() -> str | None:
+    """Quarto's command: ``quarto`` on the PATH, else the one that ``pip install -e .[render]``
+    (PyPI's quarto-cli) put in this environment, else None.
+
+    quarto-cli's ``quarto`` script drops Quarto's exit status, so where that
+    script is found the Quarto binary it wraps is returned instead.
+    """
+    scripts = Path(sysconfig.get_path("scripts"))
+    for name in ("quarto", str(scripts / "quarto")):
+        command = shutil.which(name)
+        if command is None:
+            continue
+        if Path(command).resolve().parent == scripts.resolve():
+            import importlib.util
+
+            spec = importlib.util.find_spec("quarto_cli")
+            binary = Path(spec.origin).parent / "bin" / "quarto" if spec and spec.origin else None
+            if binary is not None and binary.exists():
+                return str(binary)
+        return command
+    return None
+
+
 def render_manuscript() -> bool:
     """Run ``quarto render`` in the project root; False (and a note) when Quarto is missing."""
-    quarto = shutil.which("quarto")
+    quarto = find_quarto()
     if quarto is None:
         print(
-            "Quarto is not installed, so the manuscript was not rendered. Install it from "
-            f"{QUARTO_URL} (the Typst PDF needs nothing else), then run `quarto render` here or "
+            "Quarto is not installed, so the manuscript was not rendered. Install it into this "
+            "environment with `pip install -e .[render]` (PyPI's quarto-cli, which downloads Quarto "
+            f"from GitHub), or from {QUARTO_URL} (the Typst PDF needs nothing else); then run "
             f"`make report` again. The executed notebooks are ready in {_rel(paths.EXECUTED_DIR)}/."
         )
         return False

@@ -1,7 +1,10 @@
-"""Figures and tables of a study, drawn with Optuna's matplotlib plots.
+"""Figures and tables of a study, drawn with Optuna's matplotlib plots (the slices here).
 
 The tuning notebook calls these once per model; each returns one matplotlib
 figure titled with the model, so a labelled cell can show one figure per model.
+The notebook stacks a kind's five figures, one per study, as the panels of one
+figure, which the PDF must fit on one page: each figure is therefore a strip
+of :data:`STRIP` inches, whatever the number of parameters it shows.
 """
 
 from __future__ import annotations
@@ -9,34 +12,61 @@ from __future__ import annotations
 import warnings
 from contextlib import contextmanager
 
+import matplotlib.pyplot as plt
+import numpy as np
 import optuna
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullLocator
 from optuna.trial import TrialState
 
-from rbmlib.tuning import spaces
 from rbmlib.tuning.presets import get_preset
+from rbmlib.tuning.protocol import space_distributions
 
 _PLOTS = optuna.visualization.matplotlib
 
+#: Width and height (inches) of every figure of this module. The tuning notebook
+#: stacks the five studies' figures of a kind as the panels of one figure; five
+#: strips this tall, with their sub-captions and the caption, fit the text of
+#: the PDF's A4 page (margins in _quarto.yml), and in HTML they stay short.
+STRIP = (6.5, 1.15)
+_TICK_SIZE = 7
+_LABEL_SIZE = 7.5
+_TITLE_SIZE = 8
 
-def _figure(ax, title: str, *, tight: bool = True) -> Figure:
-    """The figure of Optuna's axes, its generic plot title replaced by ``title``.
 
-    ``tight=False`` keeps Optuna's own layout (the slice plot's shared colour
-    bar takes its room from every panel, which ``tight_layout`` would undo).
+@contextmanager
+def _strip_style():
+    """Figures made inside are :data:`STRIP`-sized, with constrained layout, and Optuna's
+    style change (it calls ``plt.style.use("ggplot")``) ends with the block."""
+    with plt.rc_context({"figure.figsize": STRIP, "figure.constrained_layout.use": True}):
+        yield
+
+
+def _figure(ax, title: str) -> Figure:
+    """The figure of ``ax`` as a :data:`STRIP` titled ``title``, with small print throughout.
+
+    Called inside :func:`_strip_style`. Optuna's generic titles ("Slice Plot",
+    "Hyperparameter Importances", ...) are dropped; constrained layout keeps
+    tick labels, axis labels, legend and colour bar inside the strip. The
+    figure is drawn once here, so that ticks made on drawing take these sizes.
     """
     ax = ax.flat[0] if hasattr(ax, "flat") else ax  # plot_slice returns an array of axes
     fig = ax.figure
     for each in fig.axes:
-        if each.get_title().endswith("Plot"):  # "Slice Plot", "Optimization History Plot", ...
-            each.set_title("")
-    fig.suptitle(title)
-    if not tight:
-        return fig
-    with warnings.catch_warnings():  # colour bars and long tick labels: best effort is fine
-        warnings.simplefilter("ignore", UserWarning)
-        fig.tight_layout()
+        for loc in ("center", "left"):
+            if each.get_title(loc=loc).endswith(("Plot", "Importances")):
+                each.set_title("", loc=loc)
+        each.tick_params(labelsize=_TICK_SIZE)
+        each.xaxis.label.set_size(_LABEL_SIZE)
+        each.yaxis.label.set_size(_LABEL_SIZE)
+        if each.get_legend() is not None:
+            for text in each.get_legend().get_texts():
+                text.set_fontsize(_TICK_SIZE)
+    fig.set_size_inches(*STRIP)
+    fig.set_layout_engine("constrained", h_pad=0.01, w_pad=0.02)
+    fig.suptitle(title, fontsize=_TITLE_SIZE)
+    fig.draw_without_rendering()
     return fig
 
 
@@ -56,14 +86,80 @@ def _complete(study) -> list:
 
 def history(study: optuna.Study, title: str) -> Figure:
     """Validation accuracy of each complete trial and the best so far."""
-    with _quiet():
-        return _figure(_PLOTS.plot_optimization_history(study, target_name="validation accuracy"), title)
+    with _quiet(), _strip_style():
+        ax = _PLOTS.plot_optimization_history(study, target_name="validation accuracy")
+        if ax.get_legend() is not None:  # beside the axes, where it hides no trial
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        ax.set_ylabel("validation\naccuracy")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        return _figure(ax, title)
 
 
 def slices(study: optuna.Study, title: str) -> Figure:
-    """Validation accuracy against each hyperparameter (one panel per parameter)."""
-    with _quiet():
-        return _figure(_PLOTS.plot_slice(study, target_name="validation accuracy"), title, tight=False)
+    """Validation accuracy against each hyperparameter: one panel per parameter, side by side.
+
+    Drawn here rather than with Optuna's ``plot_slice``, whose panels keep
+    their width as parameters are added, so that up to seven parameters share
+    one :data:`STRIP` in Optuna's style: each panel is named above it, a
+    log-scaled parameter is drawn on a log axis, a categorical one at evenly
+    spaced positions, each with a few short tick labels, and the colour of a
+    point is its trial's number.
+    """
+    complete = _complete(study)
+    names = sorted({name for t in complete for name in t.params})
+    with _strip_style(), plt.style.context("ggplot"):
+        fig, axes = plt.subplots(1, max(len(names), 1), sharey=True, squeeze=False)
+        axes = list(axes[0])
+        if not names:
+            axes[0].axis("off")
+            axes[0].text(0.5, 0.5, "no complete trial", ha="center", va="center", fontsize=_LABEL_SIZE)
+            return _figure(axes[0], title)
+        n_ticks = 3 if len(names) > 3 else 5
+        last = max(t.number for t in complete)
+        for ax, name in zip(axes, names):
+            trials = [t for t in complete if name in t.params]
+            x = _slice_axis(ax, trials[-1].distributions[name], [t.params[name] for t in trials], n_ticks)
+            points = ax.scatter(x, [t.value for t in trials], c=[t.number for t in trials], cmap="Blues",
+                                vmin=0, vmax=max(last, 1), edgecolors="grey", linewidths=0.5, s=14)
+            ax.set_title(name.replace("__", "__\n") if len(names) > 4 else name, fontsize=_TICK_SIZE)
+        axes[0].set_ylabel("validation\naccuracy")
+        fig.colorbar(points, ax=axes, label="trial", pad=0.01, aspect=12)
+        return _figure(axes[0], title)
+
+
+def _slice_axis(ax, dist, values, n_ticks: int) -> list:
+    """Set up ``ax``'s x axis for a parameter drawn from ``dist``; returns the x of each value."""
+    if isinstance(dist, optuna.distributions.CategoricalDistribution):
+        choices = list(dist.choices)
+        every = max(1, -(-len(choices) // n_ticks))  # at most n_ticks labels
+        ax.set_xticks(range(0, len(choices), every), [str(c) for c in choices[::every]])
+        ax.set_xlim(-0.5, len(choices) - 0.5)
+        return [choices.index(v) if v in choices else float("nan") for v in values]
+    low, high = min(values), max(values)
+    if getattr(dist, "log", False):
+        ax.set_xscale("log")
+        span = (high / low) ** 0.08 if high > low else 1.5
+        ax.set_xlim(low / span, high * span)
+        powers = [10.0 ** k for k in range(int(np.ceil(np.log10(low))), int(np.floor(np.log10(high))) + 1)]
+        if len(powers) >= 2:  # two decades or more: powers of ten, thinned to n_ticks
+            ticks = powers[::max(1, -(-len(powers) // n_ticks))]
+        else:
+            ticks = sorted({float(f"{v:.1g}") for v in np.geomspace(low, high, n_ticks)})
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xticks(ticks, [_short(t) for t in ticks])
+    else:
+        integer = isinstance(dist, optuna.distributions.IntDistribution)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=n_ticks - 1, integer=integer))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _short(v)))
+    return values
+
+
+def _short(value: float) -> str:
+    """A tick label of at most about five characters: ``0.05``, ``512``, ``2e-4``."""
+    text = f"{value:g}"
+    if len(text) > 5:
+        text = f"{value:.0e}".replace("e-0", "e-").replace("e+0", "e")
+    return text
 
 
 def importances(study: optuna.Study, title: str, *, random_state: int = 0) -> Figure:
@@ -72,19 +168,30 @@ def importances(study: optuna.Study, title: str, *, random_state: int = 0) -> Fi
     With fewer than two complete trials there is nothing to compare: the figure
     says so instead of failing, so the notebook's cell always has one figure.
     """
-    import matplotlib.pyplot as plt
-
     complete = _complete(study)
-    if len(complete) < 2 or len({k for t in complete for k in t.params}) < 2:
-        fig, ax = plt.subplots(figsize=(6, 1.5))
-        ax.axis("off")
-        ax.text(0.5, 0.5, f"{len(complete)} complete trial(s): too few to rank the parameters",
-                ha="center", va="center")
-        return _figure(ax, title)
-    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=random_state)
-    with _quiet():
-        return _figure(_PLOTS.plot_param_importances(study, evaluator=evaluator,
-                                                     target_name="validation accuracy"), title)
+    with _strip_style():
+        tuned = sorted({k for t in complete for k in t.params})
+        if len(complete) < 2 or len(tuned) < 2:
+            fig, ax = plt.subplots()
+            ax.axis("off")
+            why = (f"{len(complete)} complete trial(s): too few to rank the parameters" if len(complete) < 2
+                   else f"one parameter tuned ({', '.join(tuned)}): nothing to rank")
+            ax.text(0.5, 0.5, why, ha="center", va="center", fontsize=_LABEL_SIZE)
+            return _figure(ax, title)
+        evaluator = optuna.importance.FanovaImportanceEvaluator(seed=random_state)
+        with _quiet():
+            ax = _PLOTS.plot_param_importances(study, evaluator=evaluator, target_name="validation accuracy")
+        if ax.get_legend() is not None:  # one target: the legend only repeats the axis label
+            ax.get_legend().remove()
+        ax.set_ylabel("")
+        ax.set_xlabel("importance for validation accuracy")
+        for text in ax.texts:  # the value beside each bar
+            text.set_fontsize(_TICK_SIZE)
+        fig = _figure(ax, title)
+        if len(tuned) > 5:  # one label per bar, in the strip's height
+            ax.tick_params(axis="y", labelsize=_TICK_SIZE - 1)
+            fig.draw_without_rendering()
+        return fig
 
 
 def trials_table(studies: dict[str, optuna.Study]) -> pd.DataFrame:
@@ -123,7 +230,7 @@ def search_space_table(preset, studies: dict[str, optuna.Study] | None = None) -
     """
     preset = get_preset(preset)
     rows = []
-    for model, space in spaces.SPACES.items():
+    for model, space in preset.spaces.items():
         fixed = ", ".join(f"{k} = {v}" for k, v in preset.fixed_params(model).items() if v is not None)
         study = (studies or {}).get(model)
         searched = [f"{k}: {_describe(d)}" + (_earlier_ranges(study, k, d) if study else "")
@@ -148,15 +255,6 @@ def _numbers(numbers: list[int]) -> str:
     if numbers == list(range(numbers[0], numbers[-1] + 1)) and len(numbers) > 2:
         return f"{numbers[0]}-{numbers[-1]}"
     return ", ".join(map(str, numbers))
-
-
-def space_distributions(space, preset) -> dict:
-    """``{parameter: optuna distribution}`` that a search-space function suggests from."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
-    space(trial, preset)
-    return dict(trial.distributions)
 
 
 def _describe(dist) -> str:
