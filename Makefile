@@ -97,25 +97,31 @@ chromium:
 	  $(call apt_install,chromium,for the HTML layout check of the render test,that check will be skipped); \
 	fi
 
-# The paper preset: tune the five studies, evaluate once on the test set, write
-# results/summary.csv. Resumable: run it again after an interruption and it goes
+# Tune every study of $(PRESET) (default paper), then evaluate once on the test set and
+# write its summary.csv. Resumable: run it again after an interruption and it goes
 # on (finished trials and evaluated seeds are kept). Two chains run side by side
 # with one thread each (on two cores, torch's threads in two processes would
-# fight): the CNN, LR and FNN; and the RBM models, rbm-fnn after rbm-lr so that
-# it starts from rbm-lr's trained RBMs. Times: rbmlib/tuning/presets.py.
-TUNE_CHAIN_A := cnn lr fnn
-TUNE_CHAIN_B := rbm-lr rbm-fnn
+# fight); the RBM chain runs rbm-fnn and pre-fnn after rbm-lr, so that they start
+# from rbm-lr's trained RBMs. Evaluation starts only when both chains are done:
+# no test score is seen while a model is still tuned (protocol 2 refuses it anyway).
+# Costs: results/benchmarks/trial_cost.csv.
+TUNE_CHAIN_A_paper := cnn lr fnn
+TUNE_CHAIN_B_paper := rbm-lr rbm-fnn
+TUNE_CHAIN_A_protocol2 := lr pca-lr random-lr fnn cnn
+TUNE_CHAIN_B_protocol2 := rbm-lr rbm-fnn pre-fnn
+TUNE_CHAIN_A_smoke := $(TUNE_CHAIN_A_paper)
+TUNE_CHAIN_B_smoke := $(TUNE_CHAIN_B_paper)
 tune: data
 	@mkdir -p results/logs
-	@echo "Tuning the paper preset; follow it with: tail -f results/logs/*.log"
-	@chain() { args=""; for m in "$$@"; do args="$$args --model $$m"; \
-	    $(call threads,1) $(BIN)/rbmlib tune --preset paper --model $$m >> results/logs/tune-$$m.log 2>&1 || return 1; \
-	  done; \
-	  $(call threads,1) $(BIN)/rbmlib evaluate --preset paper $$args >> results/logs/evaluate-$$1.log 2>&1; }; \
-	chain $(TUNE_CHAIN_A) & a=$$!; chain $(TUNE_CHAIN_B) & b=$$!; \
+	@echo "Tuning the $(PRESET) preset; follow it with: tail -f results/logs/$(PRESET)-*.log"
+	@chain() { for m in "$$@"; do \
+	    $(call threads,1) $(BIN)/rbmlib tune --preset $(PRESET) --model $$m >> results/logs/$(PRESET)-tune-$$m.log 2>&1 || return 1; \
+	  done; }; \
+	chain $(TUNE_CHAIN_A_$(PRESET)) & a=$$!; chain $(TUNE_CHAIN_B_$(PRESET)) & b=$$!; \
 	wait $$a; ra=$$?; wait $$b; rb=$$?; \
 	if [ $$ra != 0 ] || [ $$rb != 0 ]; then echo "make tune: a chain failed; see results/logs/"; exit 1; fi
-	$(BIN)/rbmlib summary --preset paper
+	$(call threads,1) $(BIN)/rbmlib evaluate --preset $(PRESET) >> results/logs/$(PRESET)-evaluate.log 2>&1
+	$(BIN)/rbmlib summary --preset $(PRESET)
 
 # The notebooks run through papermill with notebooks/params/$(PRESET).yml into
 # notebooks/executed/ (paper) or notebooks/executed-smoke/ (smoke), skipping those

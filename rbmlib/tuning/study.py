@@ -194,9 +194,11 @@ def warm_start(study: optuna.Study, model: str, preset, *, storage: str | None =
         The RBM parameters queued (already queued ones are not queued twice).
     """
     preset = get_preset(preset)
+    source_model = get_model(model).warm_start_from
+    if source_model not in preset.models:
+        return []
     try:
-        source = load_study(get_model(model).warm_start_from, preset,
-                            storage=storage, create=False)
+        source = load_study(source_model, preset, storage=storage, create=False)
     except KeyError:
         return []
     ranked = sorted(source.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),

@@ -178,3 +178,35 @@ def test_the_locks_of_a_preregistered_protocol_end_to_end(fresh_mlflow_db, fashi
         evaluate(["lr"], changed, seeds=[1])  # the rest of the seeds under a changed protocol: refused
     evaluate(["lr"], LOCKED, seeds=[1])  # the protocol as it was: its remaining seeds are scored
     assert len(ledger.read(LOCKED.name)) == 3
+
+
+def _tiny_pre_fnn(trial, preset):
+    return {"rbm__n_components": trial.suggest_int("rbm__n_components", 8, 16, step=8),
+            "learning_rate": trial.suggest_float("learning_rate", 1e-3, 1e-2, log=True)}
+
+
+def _tiny_random_lr(trial, preset):
+    return {"random__n_components": trial.suggest_int("random__n_components", 8, 32, log=True),
+            "random__weight_scale": trial.suggest_float("random__weight_scale", 1.0, 30.0, log=True),
+            "clf__C": trial.suggest_float("clf__C", 0.01, 10.0, log=True)}
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("tuning_results")
+def test_the_controls_tune_and_refit_through_the_rbm_cache(fresh_mlflow_db, fashion_mnist):
+    """random-lr and pre-fnn (whose RBM comes from the cache, frozen) run the whole way."""
+    from rbmlib.tuning.refit import evaluate
+    from rbmlib.tuning.study import tune
+
+    controls = dataclasses.replace(
+        TINY, name="controls", n_trials={"random-lr": 2, "pre-fnn": 2},
+        spaces={"random-lr": _tiny_random_lr, "pre-fnn": _tiny_pre_fnn},
+        n_iter={"pre-fnn": 2}, refit_random_states={"random-lr": (0,), "pre-fnn": (0,)}, pruner="hyperband")
+    paths.mlflow_db(controls.name).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(fresh_mlflow_db, paths.mlflow_db(controls.name))
+    for model in controls.models:
+        study = tune(model, controls, show_progress_bar=False)
+        assert sum(t.state == TrialState.COMPLETE for t in study.trials) >= 1
+    assert "rbm_cached" in load_study("pre-fnn", controls).trials[0].user_attrs  # the RBM went through the cache
+    rows = evaluate(None, controls)
+    assert set(rows["model"]) == {"random-lr", "pre-fnn"} and rows["test_accuracy"].between(0, 1).all()
