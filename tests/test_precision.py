@@ -175,3 +175,20 @@ def test_networks_train_under_bf16_autocast_and_record_it(make, cpu_with):
     assert not np.array_equal(proba, fits["float32"].predict_proba(X))  # autocast really ran
     cpu_with()
     assert make("auto").fit(X, y).precision_ == "float32"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_sample_visible_trains_on_binary_images_drawn_from_the_intensities(dtype):
+    params = {"W": torch.randn(8, 64) * 0.01, "b_h": torch.zeros(8), "b_v": torch.zeros(64),
+              "chain_h": torch.zeros(5, 8)}
+    cd = ContrastiveDivergence(params, learning_rate=0.1, k=1, persistent=False, momentum=0.0,
+                               weight_decay=0.0, generator=torch.Generator().manual_seed(0), dtype=dtype,
+                               sample_visible=True)
+    grey = torch.full((50, 64), 0.5, dtype=dtype)
+    cd.update(grey, torch.arange(20))
+    v_data = cd._workspace(20, 20)["stat_v"][:20]  # the positive phase's images
+    assert set(v_data.unique().tolist()) == {0.0, 1.0}
+    assert 0.35 < v_data.float().mean() < 0.65  # drawn with probability 0.5
+    rbm = BernoulliRBM(8, batch_size=10, n_iter=1, random_state=0, sample_visible=True).fit(grey.float().numpy())
+    plain = BernoulliRBM(8, batch_size=10, n_iter=1, random_state=0).fit(grey.float().numpy())
+    assert not np.array_equal(rbm.components_, plain.components_)
