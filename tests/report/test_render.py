@@ -36,9 +36,6 @@ ROOT = Path(paths.ROOT)
 EMBED = re.compile(r"\{\{<\s*embed\s+(?P<path>[^\s#>]+)#(?P<label>[^\s>]+)[^>]*>\}\}")
 #: What the tuning figures are waiting for: their drawing code makes strips that fit a page, and
 #: the figures in notebooks/executed/04_tuning.ipynb were drawn before it, taller than a page.
-NEEDS_REEXECUTION = ("the tuning figures stored in notebooks/executed/04_tuning.ipynb are taller than a page "
-                     "(their last panels fall off it); the drawing code (rbmlib/report/search.py) is fixed, "
-                     "and this passes once the notebooks are re-executed")
 
 
 def _config() -> dict:
@@ -277,7 +274,6 @@ def test_pdf_has_a_caption_for_every_embedded_table_and_figure(rendered):
     assert "Every look at the test set" in text
 
 
-@pytest.mark.xfail(strict=True, reason=NEEDS_REEXECUTION)
 def test_pdf_shows_every_subcaption_of_every_figure(rendered):
     """Each panel's "(a) ..." of every multi-panel figure is on a page, not cut off below it."""
     _, out = rendered

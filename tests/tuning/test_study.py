@@ -120,7 +120,7 @@ def test_a_study_tuned_on_another_make_up_of_the_model_is_refused(splits, monkey
 
 def test_pruned_trials_are_recorded_with_their_reason(splits, monkeypatch):
     # Any accuracy below 1.0 is pruned at the first epoch.
-    monkeypatch.setattr(study_module, "make_pruner", lambda preset: optuna.pruners.ThresholdPruner(lower=1.0))
+    monkeypatch.setattr(study_module, "make_pruner", lambda preset, model=None: optuna.pruners.ThresholdPruner(lower=1.0))
     study = tune("fnn", TINY, splits=splits, show_progress_bar=False)
     assert [t.state for t in study.trials] == [TrialState.PRUNED] * 2
     for t in study.trials:
