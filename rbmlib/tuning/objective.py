@@ -142,7 +142,7 @@ class Objective:
                                          features=lambda rbm, *_: self._rbm_features(trial, rbm))
             clf = estimator[-1]
         elif spec.uses_rbm:  # a network that starts from the RBM and reads pixels
-            attach_rbm(estimator, X, fit=lambda rbm: self._rbm_features(trial, rbm)[0])
+            attach_rbm(estimator, X, fit=lambda rbm: self._fitted_rbm(trial, rbm))
         fit = self._fit_net if spec.has_epochs else self._fit_lr
         return fit(trial, clf, X, X_val)
 
@@ -174,20 +174,36 @@ class Objective:
 
     def _rbm_features(self, trial, rbm):
         """(fitted RBM, features of X, features of X_val), from memory, the disk cache or training."""
-        if self._X_fingerprint is None:
-            self._X_fingerprint = data_fingerprint(self.splits.X)
-        key = rbm_key(rbm, self._X_fingerprint)
+        key = self._rbm_key(rbm)
         entry = self._features.get(key)
-        cached = entry is not None
         if entry is None:
             self._features.clear()
-            with tqdm(total=rbm.n_iter, desc=f"trial {trial.number} RBM", unit="epoch",
-                      leave=False, disable=None) as bar:
-                rbm.set_params(callback=lambda _rbm, _record: _tick(bar))
-                fitted, cached = fit_rbm(rbm, self.splits.X, key=key, cache_dir=self.cache_dir)
+            fitted = self._fitted_rbm(trial, rbm, key=key)
             entry = (fitted, fitted.transform(self.splits.X), fitted.transform(self.splits.X_val))
             self._features.put(key, entry)
-        fitted, F, F_val = entry
+        else:
+            self._record_rbm(trial, entry[0], cached=True)
+        return entry
+
+    def _fitted_rbm(self, trial, rbm, key=None):
+        """The RBM trained on the training split, from the disk cache or training.
+
+        A network that starts from the RBM (pre-fnn) needs only this, not the features.
+        """
+        key = key or self._rbm_key(rbm)
+        with tqdm(total=rbm.n_iter, desc=f"trial {trial.number} RBM", unit="epoch",
+                  leave=False, disable=None) as bar:
+            rbm.set_params(callback=lambda _rbm, _record: _tick(bar))
+            fitted, cached = fit_rbm(rbm, self.splits.X, key=key, cache_dir=self.cache_dir)
+        self._record_rbm(trial, fitted, cached=cached)
+        return fitted
+
+    def _rbm_key(self, rbm) -> str:
+        if self._X_fingerprint is None:
+            self._X_fingerprint = data_fingerprint(self.splits.X)
+        return rbm_key(rbm, self._X_fingerprint)
+
+    @staticmethod
+    def _record_rbm(trial, fitted, *, cached: bool) -> None:
         trial.set_user_attr("rbm_cached", cached)
         trial.set_user_attr("rbm_history", _records(fitted.history_, _RBM_CURVE_KEYS))
-        return fitted, F, F_val
