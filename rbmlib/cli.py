@@ -1,10 +1,11 @@
-"""Command line: rbmlib data | tune | evaluate | summary
+"""Command line: rbmlib data | tune | evaluate | summary | few-labels
 
 examples:
   rbmlib data                                   # find, verify and cache Fashion-MNIST
   rbmlib tune --model rbm-lr --preset paper     # resumable; --storage postgresql://... to share
   rbmlib evaluate --preset paper                # best params, refit on trainval, test once
   rbmlib summary --preset paper                 # results/summary.csv
+  rbmlib few-labels --preset protocol2          # after evaluate: 10-1,000 labels per class, test once
 
 A problem the user can fix (a storage or tracking URI that does not work, a
 damaged study file, a missing study) is one line on stderr and exit status 1;
@@ -31,6 +32,10 @@ example:
 _SUMMARY_EXAMPLES = """\
 example:
   rbmlib summary --preset smoke                 # prints and writes results/smoke/summary.csv
+"""
+_FEW_LABELS_EXAMPLES = """\
+example:
+  rbmlib few-labels --preset protocol2          # after `rbmlib evaluate --preset protocol2`; resumable
 """
 
 
@@ -81,6 +86,24 @@ def _summary(args) -> int:
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(summary.drop(columns=["best_params", "refit_params"]).to_string(index=False))
     print(f"Written to {paths.summary_csv(args.preset)}")
+    return 0
+
+
+def _few_labels(args) -> int:
+    import pandas as pd
+
+    from rbmlib import paths
+    from rbmlib.report.few_labels import few_labels_table
+    from rbmlib.tuning.few_labels import few_labels
+
+    try:
+        results = few_labels(args.preset, storage=args.storage)
+    except (KeyError, ValueError) as exc:  # not ready, not evaluated, a second look
+        print(f"rbmlib few-labels: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 1
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(few_labels_table(results).to_string(index=False))
+    print(f"Written to {paths.few_labels_csv(args.preset)}")
     return 0
 
 
@@ -141,6 +164,12 @@ def _parser() -> argparse.ArgumentParser:
                                   epilog=_SUMMARY_EXAMPLES, formatter_class=raw)
     _add_tuning_args(summary, models=False)
     summary.set_defaults(run=_summary)
+
+    few = commands.add_parser("few-labels", help="after evaluate: logistic regression with 10 to 1,000 "
+                              "labels per class on pixels, RBM and random features, test once",
+                              epilog=_FEW_LABELS_EXAMPLES, formatter_class=raw)
+    _add_tuning_args(few, models=False)
+    few.set_defaults(run=_few_labels)
     return parser
 
 

@@ -73,6 +73,16 @@ def evaluation_csv(preset: str) -> Path:
     return preset_dir(preset) / "evaluation.csv"
 
 
+def few_labels_csv(preset: str) -> Path:
+    """One row per (features, labels per class, seed) of the few-labels study (``tuning.few_labels``)."""
+    return preset_dir(preset) / "few_labels.csv"
+
+
+def few_labels_predictions_file(preset: str, model: str, labels_per_class: int, seed: int) -> Path:
+    """Test-set predictions of one few-labels fit (int8 labels, in test-split order), beside the refits'."""
+    return preset_dir(preset) / "predictions" / f"few-labels-{model}-n{labels_per_class}-seed{seed}.npy"
+
+
 def test_ledger(preset: str) -> Path:
     """Every look at the test split under the preset, one row each (append-only; see ``tuning.ledger``)."""
     return preset_dir(preset) / "test_ledger.csv"

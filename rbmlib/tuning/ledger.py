@@ -3,8 +3,10 @@
 Each row is one refit scored on the test split: when, at which git commit,
 under which preset (the protocol) and protocol digest (``protocol.digest``:
 empty for the looks of protocol 1, taken before digests existed), which model, seed (the refit's
-``random_state``), trial and parameters, and the two scores. Only
-:func:`rbmlib.tuning.refit.evaluate` appends to it (``rbmlib evaluate``), and it
+``random_state``), trial and parameters, and the two scores. Only the two
+test looks append to it: :func:`rbmlib.tuning.refit.evaluate` (``rbmlib evaluate``,
+the default ``source``) and :func:`rbmlib.tuning.few_labels.few_labels`
+(``rbmlib few-labels``, which reuses the evaluation's refits). It
 refuses to score the same (preset, model, seed) twice: a look at the test set
 happens once, and a changed model is a new protocol, not a second look. The
 paper's appendix lists the ledger whole.

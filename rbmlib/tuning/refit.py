@@ -1,7 +1,7 @@
 """Final numbers: refit each study's best parameters on "trainval", score once on "test".
 
-This is the only module that loads the test split, and every look it takes
-is recorded in the test-set ledger (:mod:`rbmlib.tuning.ledger`), which also
+With :mod:`rbmlib.tuning.few_labels` (which reuses these refits), this is the
+only module that loads the test split, and every look it takes is recorded in the test-set ledger (:mod:`rbmlib.tuning.ledger`), which also
 refuses a second look at the same (preset, model, seed). For every model and every
 seed of the preset, the best trial's parameters (chosen on the validation
 split) are refit on all 60,000 training images and scored on the 10,000 test
