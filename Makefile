@@ -28,14 +28,16 @@ apt_install = if command -v apt-get >/dev/null 2>&1; then \
 	  fi; \
 	else echo "$(1) is not installed and there is no apt-get; $(3)"; fi
 
-.PHONY: help setup data test postgres pdftotext chromium report tune bench lab lock clean
+.PHONY: help setup data test postgres pdftotext chromium report checked-outputs tune bench lab lock clean
 
 help:
 	@echo "make report    set up, get the data, execute the notebooks, render the manuscript"
 	@echo "               PRESET=smoke  the smoke preset (about 3 minutes) into notebooks/executed-smoke/"
 	@echo "               FORCE=1       re-execute notebooks that are already up to date"
 	@echo "               THREADS=n     torch threads of the notebooks (default $(THREADS); same count, same numbers)"
-	@echo "make test      set up, get the data, run the tests (what CI runs)"
+	@echo "make test      set up, get the data, run the tests and the source notebooks under nbval (what CI runs)"
+	@echo "make checked-outputs  store in the source notebooks the outputs of their nbval-check-output cells"
+	@echo "               (executed at their smoke defaults, one thread), which nbval compares"
 	@echo "make tune      tune, evaluate and summarise the paper preset: hours, one thread per chain,"
 	@echo "               resumable, logs in results/logs/"
 	@echo "make lab       JupyterLab on notebooks/ with the rbm-report kernel (THREADS=n as for report)"
@@ -70,6 +72,8 @@ data: setup
 	fi
 	$(BIN)/rbmlib data
 
+# pytest collects the tests and the source notebooks (pyproject.toml: testpaths, --nbval-lax):
+# nbval runs each notebook at its smoke defaults and compares its nbval-check-output cells.
 test: data postgres pdftotext chromium
 	$(BIN)/python -m pytest
 
@@ -104,6 +108,7 @@ chromium:
 # fight); the RBM chain runs rbm-fnn and pre-fnn after rbm-lr, so that they start
 # from rbm-lr's trained RBMs. Evaluation starts only when both chains are done:
 # no test score is seen while a model is still tuned (protocol 2 refuses it anyway).
+# Protocol 2 then runs its few-labels study on the evaluated refits (rbmlib few-labels).
 # Costs: results/benchmarks/trial_cost.csv.
 TUNE_CHAIN_A_paper := cnn lr fnn
 TUNE_CHAIN_B_paper := rbm-lr rbm-fnn
@@ -121,6 +126,7 @@ tune: data
 	wait $$a; ra=$$?; wait $$b; rb=$$?; \
 	if [ $$ra != 0 ] || [ $$rb != 0 ]; then echo "make tune: a chain failed; see results/logs/"; exit 1; fi
 	$(call threads,1) $(BIN)/rbmlib evaluate --preset $(PRESET) >> results/logs/$(PRESET)-evaluate.log 2>&1
+	$(if $(filter protocol2,$(PRESET)),$(call threads,1) $(BIN)/rbmlib few-labels --preset $(PRESET) >> results/logs/$(PRESET)-few-labels.log 2>&1)
 	$(BIN)/rbmlib summary --preset $(PRESET)
 
 # The notebooks run through papermill with notebooks/params/$(PRESET).yml into
@@ -130,6 +136,12 @@ tune: data
 # a note on what to install (rbmlib/report/pipeline.py). The kernels inherit the thread count.
 report: data
 	$(call threads,$(THREADS)) $(BIN)/python -m rbmlib.report --preset $(PRESET) $(if $(FORCE),--force)
+
+# After changing a notebook or the code it calls: execute the source notebooks at their smoke
+# defaults with one thread, as CI runs them, and keep in each only the outputs of its cells
+# tagged nbval-check-output, the outputs that nbval compares (ONLY="02_rbm_anatomy ..." for some).
+checked-outputs: data
+	$(call threads,1) $(BIN)/python -m rbmlib.report --store-checked-outputs $(if $(ONLY),--only $(ONLY))
 
 # Speed of the RBM (float32 and bf16) against the float32 and bf16 matmul peaks,
 # scikit-learn, learnergy, rbms and the original formulation; run it on an

@@ -26,6 +26,7 @@ import argparse
 import math
 import platform
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -95,6 +96,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a 5,000-image subset")
     parser.add_argument("--model", action="append", choices=PROTOCOL2.models)
+    parser.add_argument("--out", type=Path, default=OUT,
+                        help="CSV to write (two processes, one per core, each with some --model: then concatenate)")
     args = parser.parse_args(argv)
     subset = 5000 if args.quick else None
     X, y = data.load_split("train", subset=subset)
@@ -115,9 +118,9 @@ def main(argv=None):
     table["avx512_bf16"], table["amx_bf16"] = bool(caps.get("avx512_bf16")), bool(caps.get("amx_bf16"))
     table["threads"], table["torch"], table["rows"] = torch.get_num_threads(), torch.__version__, len(X)
     if not args.quick:
-        OUT.parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(OUT, index=False)
-        print(f"wrote {OUT}")
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(args.out, index=False)
+        print(f"wrote {args.out}")
     totals = table.groupby("precision")["budget_h"].sum()
     print("protocol 2, one chain: " + ", ".join(f"{p} {h:.1f} h" for p, h in totals.items()))
 

@@ -1,6 +1,6 @@
 """The training step of the RBM: CD-k / PCD-k updates, in place, without allocations.
 
-This is the loop that tuning runs hundreds of times, so it is written for speed:
+This is the loop that every RBM trial and refit runs, so it is written for speed:
 
 * every intermediate lives in a buffer allocated once per batch shape;
 * the data and model statistics are stacked, so the weight gradient

@@ -213,7 +213,9 @@ def cd_variant_sentence(summary) -> str:
     ranking = "; ".join(f"by {what}, {', '.join(order)}" for what, order in orders.items())
     agree = all(list(order) == list(summary.index) for order in orders.values())
     cost = f" ({costliest}: {_steps(steps[costliest])})" if costliest != best else ""
-    verdict = "agree with the likelihood here." if agree else "do not rank the samplers as the likelihood does."
+    # The final ranking only: whether the monitors followed the likelihood during training is another question.
+    verdict = ("rank the samplers as the likelihood does after the last epoch." if agree
+               else "do not rank the samplers as the likelihood does after the last epoch.")
     return (
         f"After the same number of updates, {best} reaches the highest held-out log-likelihood "
         f"({ll[best]:.1f} nats per image, against {ll[worst]:.1f} for {worst}) with "
@@ -258,4 +260,165 @@ def describe_training(rbm, n_images) -> str:
         f"The RBM has {rbm.n_components} hidden units and was trained by {sampler} "
         f"(learning rate {rbm.learning_rate:g}, mini-batches of {rbm.batch_size}) for "
         f"{len(rbm.history_)} epochs on {n_images:,} training images."
+    )
+
+
+# ---------------------------------------------------------------- the RBM actually used
+def tuned_rbm(preset, model="rbm-lr", seed=0, *, cache_dir=None):
+    """The RBM inside a preset's final refit of ``model``, through the RBM cache.
+
+    The refit (``rbmlib.tuning.refit.fit_final``) trained this RBM on the preset's
+    "trainval" images with the best trial's parameters and ``random_state=seed``;
+    asking the cache for the same (parameters, data, seed) returns that RBM
+    without training it again. Where the cache does not hold it (a fresh clone,
+    another machine or thread count), it is trained here exactly as the refit
+    trains it, and cached.
+
+    Parameters
+    ----------
+    preset : str or Preset
+    model : str
+        A model of the preset whose pipeline starts with an RBM.
+    seed : int
+        One of the preset's refit seeds.
+    cache_dir : path-like, optional
+        Default ``paths.CACHE_DIR / "rbm"``, where the refits put their RBMs.
+
+    Returns
+    -------
+    rbm : fitted BernoulliRBM
+    about : dict
+        ``trial`` (the best trial's number), ``n_images`` (training images),
+        ``seed`` and ``cached`` (True if the cache held it).
+
+    Raises
+    ------
+    rbmlib.tuning.study.MissingStudyError
+        If the preset has no study of ``model`` (run ``rbmlib tune`` first).
+    """
+    from rbmlib import data
+    from rbmlib.models import make_model
+    from rbmlib.tuning.presets import get_preset
+    from rbmlib.tuning.rbm_cache import fit_rbm
+    from rbmlib.tuning.refit import refit_params
+    from rbmlib.tuning.study import load_study
+
+    preset = get_preset(preset)
+    trial = load_study(model, preset, create=False).best_trial
+    estimator = make_model(model, random_state=seed, **refit_params(model, preset, trial))
+    X, _ = data.load_split("trainval", subset=preset.trainval_subset)
+    rbm, cached = fit_rbm(estimator.named_steps["rbm"], X, cache_dir=cache_dir)
+    return rbm, {"trial": trial.number, "n_images": len(X), "seed": seed, "cached": cached}
+
+
+def strongest_units(components, n) -> np.ndarray:
+    """Indices of the ``n`` hidden units with the largest weight norm, largest first.
+
+    A unit's weight norm bounds how much the image can move its input, so these
+    are the units that respond most to what they see; in a large RBM many units
+    stay close to their small random start and show only noise.
+    """
+    norms = np.linalg.norm(np.asarray(components, dtype=np.float64), axis=1)
+    return np.argsort(-norms, kind="stable")[: int(n)]
+
+
+def describe_tuned_filters(rbm, about, shown, preset) -> str:
+    """One sentence saying which RBM the tuned-filter figure shows, and which of its units."""
+    sampler = f"PCD-{rbm.k}" if rbm.persistent else f"CD-{rbm.k}"
+    norms = np.linalg.norm(np.asarray(rbm.components_, dtype=np.float64), axis=1)
+    return (
+        f"The feature extractor of the {preset} preset's logistic regression on RBM features is the RBM of "
+        f"its best trial (trial {about['trial']}), refit with seed {about['seed']} on {about['n_images']:,} "
+        f"training images: {rbm.n_components:,} hidden units trained by {sampler} for {len(rbm.history_)} "
+        f"epochs (learning rate {rbm.learning_rate:g}, mini-batches of {rbm.batch_size}). The figure shows "
+        f"the {len(shown)} of its {rbm.n_components:,} units with the largest weight norm (from "
+        f"{norms[shown[0]]:.1f} down to {norms[shown[-1]]:.1f}; the median unit's is {np.median(norms):.1f})."
+    )
+
+
+# ---------------------------------------------------------------- drift of Gibbs chains
+def drift_classifier(n_iter=2, *, random_state=0, device="cpu"):
+    """The CNN that labels Gibbs-chain states: small and fixed (not tuned), unfitted.
+
+    It only has to tell the classes apart well enough to say when a chain has
+    left its starting class, so it is far smaller than the tuned CNN.
+    """
+    from rbmlib.nets import CNNClassifier
+
+    return CNNClassifier(filters1=16, filters2=32, dense_units=128, dropout=0.25, learning_rate=1e-3,
+                         batch_size=128, n_iter=n_iter, random_state=random_state, device=device)
+
+
+def gibbs_drift(rbm, classifier, X, y, checkpoints, *, random_state=None) -> pd.DataFrame:
+    """Classify Gibbs chains started from labelled images as they run.
+
+    Each row of X starts one chain (as in :func:`gibbs_chains`); at step 0 (the
+    image itself) and at every checkpoint the chain's conditional mean P(v | h)
+    is classified by ``classifier``.
+
+    Parameters
+    ----------
+    rbm : fitted BernoulliRBM
+    classifier : fitted classifier with ``predict_proba`` and ``classes_``
+    X : array-like of shape (n_chains, n_features)
+    y : array-like of shape (n_chains,)
+        The class of each starting image.
+    checkpoints : increasing sequence of int >= 1
+    random_state : int or None
+
+    Returns
+    -------
+    DataFrame with one row per step (0, then the checkpoints): ``step``,
+    ``same_class`` (share of chains classified as their starting class),
+    ``start_probability`` (mean probability the classifier gives the starting
+    class) and ``confidence`` (mean probability of whichever class it predicts).
+    """
+    X, y = np.asarray(X), np.asarray(y)
+    chains = gibbs_chains(rbm, X, checkpoints, random_state=random_state)  # (n, 1 + C, V)
+    column = np.searchsorted(classifier.classes_, y)
+    rows = []
+    for step, states in zip([0, *checkpoints], np.moveaxis(chains, 1, 0)):
+        proba = classifier.predict_proba(states.astype(np.float32))
+        rows.append({"step": int(step),
+                     "same_class": float(np.mean(classifier.classes_[proba.argmax(axis=1)] == y)),
+                     "start_probability": float(np.mean(proba[np.arange(len(y)), column])),
+                     "confidence": float(np.mean(proba.max(axis=1)))})
+    return pd.DataFrame(rows)
+
+
+def drift_figure(drift):
+    """Share of chains still in their starting class, and the classifier's confidence, per Gibbs step."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(7.0, 2.6))
+    left.plot(drift["step"], drift["same_class"], marker="o", ms=3)
+    left.set_ylabel("share still in starting class")
+    right.plot(drift["step"], drift["confidence"], marker="o", ms=3, color="C1", label="predicted class")
+    right.plot(drift["step"], drift["start_probability"], marker="s", ms=3, color="C2", label="starting class")
+    right.set_ylabel("mean CNN probability")
+    right.legend()
+    for ax in (left, right):
+        ax.set_xscale("symlog", linthresh=1)  # step 0 (the image itself) sits left of step 1
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:,.0f}"))
+        ax.set_xlabel("Gibbs steps (0: the image)")
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def drift_sentence(drift, val_accuracy, n_chains) -> str:
+    """What the drift figure shows, with the CNN's own validation accuracy to judge it by."""
+    first, last = drift.iloc[0], drift.iloc[-1]
+    half = drift[drift["same_class"] < first["same_class"] / 2]
+    when = (f"fell below half of its starting value by step {int(half['step'].iloc[0]):,}" if len(half)
+            else "stayed above half of its starting value throughout")
+    return (
+        f"The CNN that labels the chain states scores {val_accuracy:.1%} on the validation split (it was "
+        f"trained on the training split only). Of the {n_chains:,} chains, {first['same_class']:.1%} start "
+        f"from an image it assigns to the image's class, and {last['same_class']:.1%} are still assigned "
+        f"to that class after {int(last['step']):,} Gibbs steps; the share {when}. Its mean confidence "
+        f"goes from {first['confidence']:.2f} to {last['confidence']:.2f}, and the probability it gives "
+        f"the starting class from {first['start_probability']:.2f} to {last['start_probability']:.2f}."
     )

@@ -211,3 +211,122 @@ def describe_setup(table: pd.DataFrame, n_train: int, n_test: int, *, n_iter, le
             f"(the most for {_name(slowest)}), and the effective sample size of the importance weights "
             f"ranged from {models['effective_sample_size'].min():.0f} to {models['effective_sample_size'].max():.0f} "
             f"of {int(models['ais_runs'].iloc[0])}.")
+
+
+def training_path(table: pd.DataFrame, X_train, X_test, *, epochs, n_iter, sizes, variants, learning_rate=0.05,
+                  batch_size=100, n_runs=100, n_betas=None, random_state=0, device="cpu",
+                  cache_dir=None) -> pd.DataFrame:
+    """The likelihood table's RBMs as they were after fewer epochs, scored the same way.
+
+    An RBM fitted for ``e`` epochs is the same RBM as one fitted for ``n_iter``
+    epochs, seen after its ``e``-th (the seed fixes the initial weights and every
+    mini-batch, and an epoch does not depend on how many follow), so each
+    checkpoint is trained through the RBM cache with ``n_iter=e`` and scored by
+    :func:`score` like the final RBMs: AIS on the same settings, and the two
+    monitors on the same held-out images.
+
+    Parameters
+    ----------
+    table : DataFrame
+        :func:`likelihood_table` of the RBMs trained for ``n_iter`` epochs (its rows
+        are reused as the last checkpoint).
+    epochs : iterable of int
+        Earlier epochs to score (those >= ``n_iter`` are ignored).
+    n_iter, sizes, variants, learning_rate, batch_size, random_state, device, cache_dir
+        As given to :func:`train_rbms` for ``table``.
+    n_runs, n_betas
+        As given to :func:`likelihood_table` for ``table``.
+
+    Returns
+    -------
+    DataFrame indexed by (``variant``, ``hidden units``, ``epoch``) with the columns of :func:`score`.
+    """
+    frames = []
+    for epoch in sorted({int(e) for e in epochs if int(e) < n_iter}):
+        rbms = train_rbms(X_train, sizes=sizes, variants=variants, n_iter=epoch, learning_rate=learning_rate,
+                          batch_size=batch_size, random_state=random_state, device=device, cache_dir=cache_dir)
+        frames.append(likelihood_table(rbms, X_train, X_test, n_runs=n_runs, n_betas=n_betas,
+                                       random_state=random_state).assign(epoch=epoch))
+    frames.append(table.assign(epoch=n_iter))
+    path = pd.concat(frames).drop(index="base rate", level="variant")
+    return path.set_index("epoch", append=True).sort_index(level=["hidden units", "epoch"], sort_remaining=False)
+
+
+def monitor_sentence(path: pd.DataFrame) -> str:
+    """Did the cheap monitors move with the held-out likelihood between checkpoints?
+
+    Between consecutive checkpoints of each RBM, the AIS log-likelihood either
+    rose or fell by more than twice its combined standard error (else the step
+    is not counted); a monitor agrees with that step when it improved (lower
+    reconstruction error, higher pseudo-likelihood) exactly when the
+    likelihood rose. The sentence names the RBMs whose likelihood fell while a
+    monitor kept improving.
+    """
+    steps, agree, fell = 0, {"reconstruction error": 0, "pseudo-likelihood": 0}, []
+    for key, part in path.groupby(level=["variant", "hidden units"], sort=False):
+        part = part.droplevel(["variant", "hidden units"]).sort_index()
+        for (e0, a), (e1, b) in zip(part.iterrows(), list(part.iterrows())[1:]):
+            change = b["test_log_likelihood"] - a["test_log_likelihood"]
+            if abs(change) <= 2 * np.hypot(a["log_z_std"], b["log_z_std"]):
+                continue
+            steps += 1
+            better = {"reconstruction error": b["reconstruction_error"] < a["reconstruction_error"],
+                      "pseudo-likelihood": b["pseudo_likelihood"] > a["pseudo_likelihood"]}
+            for name, improved in better.items():
+                agree[name] += bool(improved) == (change > 0)
+            if change < 0 and any(better.values()):
+                kept = " and ".join(name for name, improved in better.items() if improved)
+                fell.append(f"{_name(key)} (epoch {e0} to {e1}: {change:.1f} nats, while its {kept} improved)")
+    epochs = sorted(path.index.get_level_values("epoch").unique())
+    if not steps:
+        return (f"Between the checkpoints (epochs {', '.join(map(str, epochs))}), no RBM's held-out likelihood "
+                "changed by more than its AIS uncertainty, so the monitors cannot be checked against it here.")
+    text = (f"Between consecutive checkpoints (epochs {', '.join(map(str, epochs))}), the AIS held-out "
+            f"log-likelihood of an RBM changed beyond its uncertainty {steps} times; the reconstruction error "
+            f"moved the same way (falling as the likelihood rose, rising as it fell) {agree['reconstruction error']} "
+            f"of those times and the pseudo-likelihood {agree['pseudo-likelihood']}.")
+    if fell:
+        text += (" The likelihood fell while a monitor still improved for " + _join(fell) +
+                 ": a monitor that keeps improving does not show that the model of the images does.")
+    else:
+        text += " No likelihood fell while a monitor still improved."
+    return text
+
+
+def size_sentence(table: pd.DataFrame) -> str:
+    """How each sampler's held-out likelihood changes from the smallest to the largest hidden layer."""
+    models = table.drop(index="base rate", level="variant")
+    sizes = sorted(models.index.get_level_values("hidden units").unique())
+    if len(sizes) < 2:
+        return ""
+    small, large = sizes[0], sizes[-1]
+    parts = []
+    for variant in models.index.get_level_values("variant").unique():
+        a, b = models.loc[(variant, small)], models.loc[(variant, large)]
+        gain = b["test_log_likelihood"] - a["test_log_likelihood"]
+        noise = 2 * np.hypot(a["log_z_std"], b["log_z_std"])
+        verdict = ("gains" if gain > noise else "loses" if gain < -noise else "changes within the AIS uncertainty by")
+        parts.append(f"{variant} {verdict} {abs(gain):.1f} nats per image")
+    worse = [v for v in models.index.get_level_values("variant").unique()
+             if models.loc[(v, large), "test_log_likelihood"] < models.loc[(v, small), "test_log_likelihood"]]
+    text = f"Going from {small} to {large} hidden units, " + _join(parts) + "."
+    if worse:
+        text += (f" So {_join(worse)} with {large} hidden units is a worse model of the test images than with "
+                 f"{small}, despite having far more parameters: at this learning rate and number of epochs "
+                 "more units did not buy a better model for that sampler.")
+    return text
+
+
+def _join(parts) -> str:
+    parts = list(parts)
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def path_display(path: pd.DataFrame) -> pd.DataFrame:
+    """:func:`training_path` as the paper shows it: log-likelihood ± AIS standard error, then the monitors."""
+    out = pd.DataFrame(index=path.index)
+    out["test log-likelihood (AIS)"] = [f"{v:.1f} ± {s:.1f}" for v, s in zip(path["test_log_likelihood"],
+                                                                          path["log_z_std"])]
+    out["reconstruction error"] = path["reconstruction_error"]
+    out["pseudo-likelihood"] = path["pseudo_likelihood"]
+    return out

@@ -4,6 +4,8 @@
     python -m rbmlib.report --preset smoke    # a few minutes; copies in notebooks/executed-smoke/
     python -m rbmlib.report --force           # re-execute even the notebooks that are up to date
     python -m rbmlib.report --only 02_rbm_anatomy --no-render
+    python -m rbmlib.report --store-checked-outputs   # the outputs nbval compares (below)
+    python -m rbmlib.report --write-variables         # only _variables.yml (below)
 
 Steps, in order:
 
@@ -18,13 +20,18 @@ Steps, in order:
    was killed leaves ``.NAME.partial.ipynb``, which the next run removes. The
    copy records the thread count, CPU type and versions it ran with, and its
    outputs are stripped of this machine's absolute paths;
-3. ``quarto render`` when Quarto is installed (paper preset only), else a note
-   on how to install it.
+3. for the preset the manuscript shows (:data:`RENDERED_PRESET`): ``_variables.yml``,
+   the numbers that the article's prose quotes as ``{{< var name >}}``, written
+   from that preset's committed results (:func:`manuscript_variables`), then
+   ``quarto render`` when Quarto is installed, else a note on how to install it.
 
 The presets are the tuning presets (:data:`rbmlib.tuning.presets.PRESETS`); each
 has its notebook parameters in ``notebooks/params/<name>.yml``. The source
-notebooks keep the smoke preset as their defaults and no outputs: they are what
-CI executes.
+notebooks keep the smoke preset as their defaults: CI runs them under nbval
+(``pytest --nbval-lax``), which compares the cells tagged
+:data:`CHECK_OUTPUT_TAG` with the outputs stored in them. Those outputs are the
+only ones a source notebook keeps; ``--store-checked-outputs`` executes the
+notebooks at their defaults and stores them (:func:`store_checked_outputs`).
 """
 
 from __future__ import annotations
@@ -48,10 +55,16 @@ from pathlib import Path
 
 from rbmlib import paths
 from rbmlib._environ import temporary_environ
-from rbmlib.tuning.presets import PRESETS  # one set of presets for tuning and report (no torch import)
+from rbmlib.tuning.presets import PRESETS, get_preset  # one set of presets for tuning and report (no torch import)
 
 QUARTO_URL = "https://quarto.org/docs/get-started/"
 METADATA_KEY = "rbm-report"
+#: The preset whose executed copies (notebooks/executed/) and results the manuscript shows.
+RENDERED_PRESET = "paper"
+#: Quarto reads a project's ``_variables.yml`` for its ``{{< var name >}}`` shortcodes.
+VARIABLES_FILE = "_variables.yml"
+#: nbval's tag (``pytest --nbval-lax``): the cell's stored outputs must be reproduced.
+CHECK_OUTPUT_TAG = "nbval-check-output"
 
 #: Set while a notebook runs; the kernel inherits them from this process.
 KERNEL_ENVIRONMENT = {
@@ -285,6 +298,170 @@ def execute_notebook(source, executed, parameters, *, preset="smoke", kernel_nam
     return executed
 
 
+def is_checked(cell) -> bool:
+    """Whether nbval compares this cell's outputs: a code cell tagged :data:`CHECK_OUTPUT_TAG`."""
+    return cell["cell_type"] == "code" and CHECK_OUTPUT_TAG in cell.get("metadata", {}).get("tags", [])
+
+
+def keep_checked_outputs(source_nb, executed_nb):
+    """Give ``source_nb`` the outputs of ``executed_nb`` in its tagged cells and none elsewhere (in place).
+
+    Cells are matched by id. A tagged cell gets its code-cell number as its
+    execution count: nbval checks only cells that look executed, and a fixed
+    number keeps the stored file the same from one run to the next.
+
+    Raises
+    ------
+    ValueError
+        If a tagged cell has no counterpart in ``executed_nb``.
+    """
+    executed = {cell.get("id"): cell for cell in executed_nb.cells}
+    code_cells = [cell for cell in source_nb.cells if cell["cell_type"] == "code"]
+    for number, cell in enumerate(code_cells, start=1):
+        if not is_checked(cell):
+            cell["outputs"], cell["execution_count"] = [], None
+            continue
+        if cell.get("id") not in executed:
+            raise ValueError(f"tagged cell {cell.get('id')!r} is missing from the executed notebook")
+        cell["outputs"] = executed[cell["id"]].get("outputs", [])
+        cell["execution_count"] = number
+        for output in cell["outputs"]:
+            if output["output_type"] == "execute_result":
+                output["execution_count"] = number
+    return source_nb
+
+
+def store_checked_outputs(notebooks=None, *, kernel_name="python3") -> list[Path]:
+    """Execute source notebooks at their own (smoke) defaults and store the outputs of their tagged cells.
+
+    Each notebook runs as :func:`execute_notebook` runs it (the kernel
+    environment, this machine's paths scrubbed), into a temporary folder; then
+    only the outputs of the cells tagged :data:`CHECK_OUTPUT_TAG` are written
+    into the source, which keeps no other output (:func:`keep_checked_outputs`).
+    These are the outputs that ``pytest --nbval-lax`` compares. Run with one
+    thread (``make checked-outputs``), as CI runs the notebooks.
+
+    Parameters
+    ----------
+    notebooks : list of path, optional
+        Default: every source notebook (:func:`source_notebooks`).
+
+    Returns
+    -------
+    list of Path
+        The notebooks written.
+
+    Raises
+    ------
+    NotebookError
+        If a notebook fails; that source is left as it was.
+    """
+    import nbformat
+
+    written = []
+    for source in [Path(nb) for nb in (notebooks or source_notebooks())]:
+        with tempfile.TemporaryDirectory() as folder:
+            executed = execute_notebook(source, Path(folder) / source.name, {}, preset="smoke",
+                                        kernel_name=kernel_name)
+            executed_nb = nbformat.read(executed, as_version=4)
+        nb = nbformat.read(source, as_version=4)
+        nbformat.write(keep_checked_outputs(nb, executed_nb), source)
+        written.append(source)
+    return written
+
+
+def manuscript_variables(preset=RENDERED_PRESET) -> dict[str, str]:
+    """The numbers that the article's prose quotes (``{{< var name >}}``), as text, from a preset's results.
+
+    Read from the preset's committed ``summary.csv`` through the functions that
+    draw the results section (:mod:`rbmlib.report.results`), so that prose and
+    tables cannot disagree. Names use ``_`` for the ``-`` of model names:
+
+    ``best_model``, ``best_test_accuracy``, ``best_test_accuracy_std``, ``best_n_seeds``, ``best_original_accuracy``
+        The model with the best validation accuracy (as it reads in a sentence),
+        its mean test accuracy (%) and sample standard deviation over its seeds,
+        and the original study's reported accuracy for it.
+    ``best_uses_rbm_features``
+        "uses" or "does not use": whether that model reads RBM features.
+    ``<model>_test_accuracy``, ``<model>_n_seeds``
+        Every evaluated model's mean test accuracy (%) and number of seeds.
+    ``<features model>_minus_<pixels model>``, ``..._se``
+        Test accuracy on features minus on pixels, same classifier (points,
+        signed), and its standard error over seeds (``results.rbm_effect``).
+    ``<a>_vs_<b>_verdict``
+        The paired rule's verdict on each comparison of :data:`rbmlib.report.paired.COMPARISONS`
+        as words that end in a preposition ("detectably more accurate than",
+        "not detectably different from", ...), or "not compared with" where the preset lacks a model.
+    ``n_models``
+        Models in the summary.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the preset has no ``summary.csv`` yet (``rbmlib summary``).
+    """
+    import pandas as pd
+
+    from rbmlib.models import MODELS
+    from rbmlib.report import results
+
+    summary = pd.read_csv(paths.summary_csv(preset))
+    rows = summary.set_index("model")
+    best = results.best_model(summary)
+    name = {model: model.replace("-", "_") for model in rows.index}
+    variables = {
+        "n_models": str(len(rows)),
+        "best_model": results._in_sentence(best),
+        "best_uses_rbm_features": "uses" if MODELS[best].uses_rbm else "does not use",
+        "best_test_accuracy": f"{rows.loc[best, 'test_accuracy_mean'] * 100:.2f}",
+        "best_test_accuracy_std": f"{rows.loc[best, 'test_accuracy_std'] * 100:.2f}",
+        "best_n_seeds": str(int(rows.loc[best, "n_seeds"])),
+        "best_original_accuracy": f"{results.ORIGINAL_STUDY.loc[best, 'accuracy']:.2f}",
+    }
+    for model, row in rows.iterrows():
+        variables[f"{name[model]}_test_accuracy"] = f"{row['test_accuracy_mean'] * 100:.2f}"
+        variables[f"{name[model]}_n_seeds"] = str(int(row["n_seeds"]))
+    # rbm_effect's rows follow the registry's order of the models with a baseline in the summary.
+    pairs = [(m, spec.baseline) for m, spec in MODELS.items() if spec.baseline in rows.index and m in rows.index]
+    effect = results.rbm_effect(summary)
+    if list(effect["Classifier"]) != [MODELS[m].classifier for m, _ in pairs]:
+        raise ValueError(f"results.rbm_effect's rows {list(effect['Classifier'])} are not the pairs {pairs}")
+    for (model, pixels), (_, r) in zip(pairs, effect.iterrows()):
+        key = f"{name[model]}_minus_{name[pixels]}"
+        variables[key] = f"{r['Difference (points)']:+.2f}"
+        variables[f"{key}_se"] = f"{r['Standard error (points)']:.2f}"
+    variables.update(_verdict_variables(preset, summary))
+    return variables
+
+
+def _verdict_variables(preset, summary) -> dict[str, str]:
+    """``<a>_vs_<b>_verdict`` of :func:`manuscript_variables`, from the paired comparisons of notebook 05."""
+    from rbmlib.report import paired, search
+
+    studies = search.read_studies(get_preset(preset).models, preset)
+    words = {paired.A_BETTER: "detectably more accurate than", paired.B_BETTER: "detectably less accurate than",
+             paired.NO_DIFFERENCE: "not detectably different from"}
+    return {f"{r['a']}_vs_{r['b']}_verdict".replace("-", "_"): words.get(r["verdict"], "not compared with")
+            for r in paired.compare_models(preset, summary, studies).to_dict("records")}
+
+
+def variables_text(preset=RENDERED_PRESET) -> str:
+    """``_variables.yml`` as :func:`write_variables` writes it: a header, then :func:`manuscript_variables`."""
+    import yaml
+
+    header = (f"# Generated by `python -m rbmlib.report` from the {preset} preset's results "
+              f"({_rel(paths.summary_csv(preset))});\n"
+              "# do not edit: index.qmd quotes these as {{< var name >}} (rbmlib.report.pipeline.manuscript_variables).\n")
+    return header + yaml.safe_dump(manuscript_variables(preset), sort_keys=False, allow_unicode=True)
+
+
+def write_variables(preset=RENDERED_PRESET) -> Path:
+    """Write ``_variables.yml`` in the project root from the preset's results; returns its path."""
+    path = Path(paths.ROOT) / VARIABLES_FILE
+    path.write_text(variables_text(preset))
+    return path
+
+
 def find_quarto() -> str | None:
     """Quarto's command: ``quarto`` on the PATH, else the one that ``pip install -e .[render]``
     (PyPI's quarto-cli) put in this environment, else None.
@@ -377,13 +554,39 @@ def build(preset="paper", *, force=False, only=None, render=True, kernel_name="p
         print(f"  {source.stem}: done in {time.perf_counter() - start:.0f} s -> {_rel(executed)}")
 
     print("[3/3] Manuscript")
+    if preset != RENDERED_PRESET:
+        print(f"  skipped: the manuscript embeds the {RENDERED_PRESET} preset's copies in "
+              f"{_rel(paths.EXECUTED_DIR)}/; the {preset} copies in {_rel(out_dir)}/ only check the pipeline.")
+        return 0
+    try:
+        print(f"  {_rel(write_variables(preset))}: the numbers the prose quotes, from {preset}'s results")
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"  {VARIABLES_FILE} not written ({exc}); run `make tune` first", file=sys.stderr)
+        return 1
     if not render:
-        print("  skipped (--no-render)")
-    elif preset != "paper":
-        print(f"  skipped: the manuscript embeds the paper preset's copies in {_rel(paths.EXECUTED_DIR)}/; "
-              f"the {preset} copies in {_rel(out_dir)}/ only check the pipeline.")
+        print("  not rendered (--no-render)")
     else:
         render_manuscript()
+    return 0
+
+
+def store(only=None, *, kernel_name="python3") -> int:
+    """``--store-checked-outputs``: :func:`store_checked_outputs` for every (or each named) notebook."""
+    notebooks = source_notebooks()
+    missing = sorted(set(only or ()) - {nb.stem for nb in notebooks})
+    if missing:
+        print(f"  --only names notebooks that do not exist: {missing}", file=sys.stderr)
+        return 1
+    notebooks = [nb for nb in notebooks if not only or nb.stem in only]
+    print(f"Outputs of the cells tagged {CHECK_OUTPUT_TAG!r}, at the notebooks' own (smoke) defaults")
+    for source in notebooks:
+        start = time.perf_counter()
+        try:
+            store_checked_outputs([source], kernel_name=kernel_name)
+        except (NotebookError, ValueError) as exc:
+            print(f"  {exc}", file=sys.stderr)
+            return 1
+        print(f"  {_rel(source)}: stored in {time.perf_counter() - start:.0f} s")
     return 0
 
 
@@ -398,7 +601,18 @@ def main(argv=None) -> int:
     parser.add_argument("--no-render", action="store_true", help="stop before quarto render")
     parser.add_argument("--kernel", default="python3",
                         help="Jupyter kernel (default python3: this Python's own ipykernel)")
+    parser.add_argument("--write-variables", action="store_true",
+                        help=f"instead of the pipeline: only write {VARIABLES_FILE} from the {RENDERED_PRESET} "
+                             "preset's committed results")
+    parser.add_argument("--store-checked-outputs", action="store_true",
+                        help=f"instead of the pipeline: execute the source notebooks at their smoke defaults and "
+                             f"store the outputs of their {CHECK_OUTPUT_TAG!r} cells in them (what nbval compares)")
     args = parser.parse_args(argv)
+    if args.store_checked_outputs:
+        return store(args.only, kernel_name=args.kernel)
+    if args.write_variables:
+        print(f"{_rel(write_variables())}: the numbers the prose quotes, from {RENDERED_PRESET}'s results")
+        return 0
     return build(args.preset, force=args.force, only=args.only, render=not args.no_render,
                  kernel_name=args.kernel)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, NullLocator
 
 from rbmlib.data import CLASS_NAMES
 
@@ -28,6 +28,52 @@ def use_report_style() -> None:
         "axes.spines.top": False,
         "axes.spines.right": False,
     })
+
+
+def untangle_xticks(fig: Figure, *, pad: float = 3.0, rounds: int = 6) -> Figure:
+    """Thin the x tick labels of ``fig`` until no two of them overlap, within a panel or across panels.
+
+    Narrow side-by-side panels (seven hyperparameters in one strip) leave each
+    label a few millimetres, and a label's width depends on its text, which no
+    locator knows in advance: so the figure is drawn, each crowded axis keeps
+    every other labelled tick, and it is drawn again. ``pad`` is the least gap
+    between two labels, in pixels at the figure's resolution. Returns ``fig``.
+    """
+    for _ in range(rounds):
+        fig.draw_without_rendering()
+        renderer = fig.canvas.get_renderer()
+        boxes = [(ax, label.get_window_extent(renderer)) for ax in fig.axes for label in _shown_labels(ax)]
+        crowded = {}
+        for i, (ax, box) in enumerate(boxes):
+            for other_ax, other in boxes[i + 1:]:
+                if _overlap(box, other, pad):
+                    crowded[id(ax)], crowded[id(other_ax)] = ax, other_ax
+        thinnable = [ax for ax in crowded.values() if len(_shown_labels(ax)) > 1]
+        if not thinnable:
+            break
+        for ax in thinnable:
+            _keep_every_other(ax)
+    return fig
+
+
+def _shown_labels(ax) -> list:
+    """The x tick labels (major and minor, in order) that a draw of ``ax`` shows: in view, with text."""
+    low, high = sorted(ax.get_xlim())
+    ticks = sorted(ax.xaxis.get_major_ticks() + ax.xaxis.get_minor_ticks(), key=lambda t: t.get_loc())
+    return [t.label1 for t in ticks if t.label1.get_visible() and t.label1.get_text()
+            and low <= t.get_loc() <= high]
+
+
+def _overlap(a, b, pad: float) -> bool:
+    return a.x0 < b.x1 + pad and b.x0 < a.x1 + pad and a.y0 < b.y1 and b.y0 < a.y1
+
+
+def _keep_every_other(ax) -> None:
+    """Fix ``ax``'s labelled x ticks to every other one of those shown (a log axis's minor
+    labels become fixed ticks like the rest)."""
+    shown = [(label.get_position()[0], label.get_text()) for label in _shown_labels(ax)][::2]
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticks([loc for loc, _ in shown], [text for _, text in shown])
 
 
 def image_grid(images, nrows, ncols, *, row_labels=None, col_labels=None, cmap="gray_r",

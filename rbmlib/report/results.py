@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from rbmlib import data, metrics
 from rbmlib.data import CLASS_NAMES
 from rbmlib.models import MODEL_NAMES, MODELS
-from rbmlib.tuning import ledger
+from rbmlib.tuning import few_labels, ledger
 from rbmlib.tuning.refit import current_rows, read_evaluation, read_predictions
 from rbmlib.tuning.presets import get_preset
 
@@ -95,13 +95,14 @@ def _predictions(preset, summary, model) -> dict[int, np.ndarray]:
     return read_predictions(preset, model, int(row["best_trial"]), get_preset(preset).refit_random_states[model])
 
 
-def _test_labels(preset) -> np.ndarray:
+def test_labels(preset) -> np.ndarray:
+    """The labels of the preset's test images, in the order of the stored predictions."""
     return data.load_split("test", subset=get_preset(preset).test_subset)[1]
 
 
 def per_class_f1(preset, summary: pd.DataFrame) -> pd.DataFrame:
     """F1 of every class (rows) for every evaluated model (columns), mean over seeds."""
-    y_test = _test_labels(preset)
+    y_test = test_labels(preset)
     columns = {}
     for model in [m for m in MODEL_NAMES if m in set(summary["model"])]:
         preds = _predictions(preset, summary, model)
@@ -115,7 +116,7 @@ def confusion_figure(preset, summary: pd.DataFrame, model: str) -> Figure:
     """Confusion matrix of ``model`` on the test set, summed over its seeds, rows normalised to 1."""
     from sklearn.metrics import ConfusionMatrixDisplay
 
-    y_test = _test_labels(preset)
+    y_test = test_labels(preset)
     preds = _predictions(preset, summary, model)
     if not preds:
         raise ValueError(f"No stored test predictions for {model!r}: run `rbmlib evaluate` first.")
@@ -141,7 +142,9 @@ def per_class_f1_figure(f1: pd.DataFrame) -> Figure:
         ax.bar(x + (i - (len(f1.columns) - 1) / 2) * width, f1[model], width, label=MODELS[model].label)
     ax.set_xticks(x, f1.index, rotation=30, ha="right")
     ax.set_ylabel("F1 on the test set")
-    ax.set_ylim(max(0.0, float(np.nanmin(f1.values)) - 0.05), 1.0)
+    ax.set_ylim(0.0, 1.0)  # bars from zero: a bar's length is its score, the classes' gaps not magnified
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
     ax.legend(fontsize="small", ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.3))
     fig.tight_layout()
     return fig
@@ -203,14 +206,15 @@ def _in_prose(label: str) -> str:
 
 
 def rbm_effect_sentence(effect: pd.DataFrame) -> str:
-    """One sentence per classifier: does the RBM help it, by how much, beyond the seed spread?"""
-    parts = []
-    for _, r in effect.iterrows():
-        diff, se = r["Difference (points)"], r["Standard error (points)"]
-        verdict = {1: "help", -1: "hurt", 0: "make no clear difference to"}[_effect(diff, se)]
-        parts.append(f"RBM features {verdict} {r['Classifier'].lower()} ({r['Pixels (%)']:.2f}% on pixels, "
-                     f"{r['RBM features (%)']:.2f}% on RBM features, a difference of {diff:+.2f} points, "
-                     f"standard error {se:.2f})")
+    """One clause per classifier: its test accuracy on pixels and on RBM features, and the difference.
+
+    Descriptive only: whether a difference counts is the paired rule's verdict
+    (:mod:`rbmlib.report.paired`), so this sentence does not judge, and cannot contradict it.
+    """
+    parts = [f"{r['Classifier'].lower()} scores {r['Pixels (%)']:.2f}% on pixels and "
+             f"{r['RBM features (%)']:.2f}% on RBM features, a difference of "
+             f"{r['Difference (points)']:+.2f} points (standard error over seeds "
+             f"{r['Standard error (points)']:.2f})" for _, r in effect.iterrows()]
     if not parts:
         return "No classifier has been evaluated on both pixels and RBM features yet."
     return "On the test set, " + "; ".join(parts) + "."
@@ -249,22 +253,39 @@ def _names(items) -> str:
     return ", ".join(items[:-1]) + f" and {items[-1]}" if len(items) > 1 else items[0]
 
 
-def conclusion_sentence(summary: pd.DataFrame) -> str:
-    """The answer to the study's question, for the conclusion: per classifier, and overall."""
-    effect = rbm_effect(summary)
-    if effect.empty:
-        return "The classification studies have not been evaluated yet."
+def conclusion_sentence(summary: pd.DataFrame, comparisons: pd.DataFrame) -> str:
+    """The answer to the study's question, for the conclusion: the pre-stated rule's verdicts, then the best model.
+
+    Parameters
+    ----------
+    summary : DataFrame
+        ``summary.csv``, for the best model (chosen on validation).
+    comparisons : DataFrame
+        :func:`rbmlib.report.paired.compare_models`: its ``verdict``, ``winner``
+        and ``caveats`` are reported as they are, so this sentence cannot say
+        more than the rule decided.
+    """
+    from rbmlib.report import paired  # here: paired reads this module's test labels
+
+    judged = comparisons[comparisons["verdict"].isin((paired.A_BETTER, paired.B_BETTER, paired.NO_DIFFERENCE))]
+    if judged.empty:
+        return "No pre-stated comparison has been scored on the test set yet."
     verdicts = []
-    for _, r in effect.iterrows():
-        diff = r["Difference (points)"]
-        verb = {1: "improve", -1: "worsen", 0: "do not clearly change"}[_effect(diff, r["Standard error (points)"])]
-        verdicts.append(f"{verb} {r['Classifier'].lower()} ({diff:+.2f} points)")
-    best = best_model(summary)
-    uses_rbm = MODELS[best].uses_rbm
-    return ("Tuned on validation data, RBM features "
-            + " and ".join(verdicts) + f" on the test set. The best model overall is the "
-            f"{_in_sentence(best)}, which "
-            + ("uses" if uses_rbm else "does not use") + " RBM features.")
+    for r in judged.to_dict("records"):
+        diff = r["difference"] * 100  # a minus b
+        if r["winner"]:
+            loser = r["b"] if r["winner"] == r["a"] else r["a"]
+            words = f"the {_in_sentence(r['winner'])} beats the {_in_sentence(loser)} by {abs(diff):.2f} points"
+        else:
+            words = (f"the {_in_sentence(r['a'])} and the {_in_sentence(r['b'])} do not detectably differ "
+                     f"(a difference of {diff:+.2f} points)")
+        verdicts.append(words + (f", with a caveat ({'; '.join(r['caveats'])})" if r["caveats"] else ""))
+    text = "On the test set, under the pre-stated rule, " + "; ".join(verdicts) + "."
+    if summary["best_val_accuracy"].notna().any():
+        best = best_model(summary)
+        text += (f" The best model overall, chosen on validation, is the {_in_sentence(best)}, which "
+                 + ("uses" if MODELS[best].uses_rbm else "does not use") + " RBM features.")
+    return text
 
 
 def test_looks(preset) -> pd.DataFrame:
@@ -275,7 +296,10 @@ def test_looks(preset) -> pd.DataFrame:
     """
     looks = ledger.read(get_preset(preset).name)
     looks["first"] = range(len(looks))
-    groups = looks.groupby(["commit", "model", "trial_number", "params"], sort=False)
+    # A few-labels look chooses its own C for each seed: its seeds are one group all the same.
+    few = looks["model"].str.startswith(few_labels.LEDGER_PREFIX)
+    looks["setup"] = looks["params"].mask(few, "few labels")
+    groups = looks.groupby(["commit", "model", "trial_number", "setup"], sort=False, dropna=False)
     table = groups.agg(first=("first", "min"), time=("time", "first"), seeds=("seed", list),
                        accuracy=("test_accuracy", "mean")).reset_index().sort_values("first")
     table["round"] = table.groupby("model").cumcount() + 1
@@ -283,7 +307,7 @@ def test_looks(preset) -> pd.DataFrame:
         "Recorded": table["time"].str[:16].str.replace("T", " "),
         "Commit": table["commit"],
         "Model": table["model"],  # the registry's short names: the labels would not fit a page
-        "Trial": table["trial_number"],
+        "Trial": ["" if pd.isna(t) else int(t) for t in table["trial_number"]],  # none: few labels on pixels
         "Seeds": [", ".join(map(str, s)) for s in table["seeds"]],
         "Test accuracy (%)": (table["accuracy"] * 100).round(2),
         "Look": table["round"],
@@ -294,7 +318,7 @@ def test_looks_sentence(looks: pd.DataFrame) -> str:
     """How often each model's test score was looked at, and which models were scored again on other parameters."""
     if looks.empty:
         return "The test split has not been scored yet."
-    looks = looks.assign(Model=[MODELS[m].label for m in looks["Model"]])
+    looks = looks.assign(Model=[MODELS[m].label if m in MODELS else m for m in looks["Model"]])
     per_model = looks.groupby("Model", sort=False)
     again = [m for m, g in per_model if g["Trial"].nunique() > 1]
     repeated = [m for m, g in per_model if len(g) > g["Trial"].nunique()]

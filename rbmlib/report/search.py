@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullLocator
 from optuna.trial import TrialState
 
+from rbmlib.report.plots import untangle_xticks
 from rbmlib.tuning.presets import get_preset
 from rbmlib.tuning.protocol import space_distributions
 
@@ -81,11 +82,39 @@ def _quiet():
 
 
 def _complete(study) -> list:
-    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return [] if study is None else study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
 
 
-def history(study: optuna.Study, title: str) -> Figure:
+def read_studies(models, preset) -> dict:
+    """``{model: study}`` of the preset's stored studies (None where there is none yet).
+
+    Opens, and neither creates nor runs, anything: for a preset whose studies
+    another command is still running (``make tune PRESET=protocol2``).
+    """
+    from rbmlib.tuning.study import MissingStudyError, load_study
+
+    studies = {}
+    for model in models:
+        try:
+            studies[model] = load_study(model, preset, create=False)
+        except MissingStudyError:
+            studies[model] = None
+    return studies
+
+
+def _say(title: str, text: str) -> Figure:
+    """A :data:`STRIP` that says why it has nothing to draw, so a cell keeps one figure per model."""
+    with _strip_style():
+        fig, ax = plt.subplots()
+        ax.axis("off")
+        ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=_LABEL_SIZE)
+        return _figure(ax, title)
+
+
+def history(study: optuna.Study | None, title: str) -> Figure:
     """Validation accuracy of each complete trial and the best so far."""
+    if not _complete(study):
+        return _say(title, "no study yet" if study is None else "no complete trial yet")
     with _quiet(), _strip_style():
         ax = _PLOTS.plot_optimization_history(study, target_name="validation accuracy")
         if ax.get_legend() is not None:  # beside the axes, where it hides no trial
@@ -107,13 +136,11 @@ def slices(study: optuna.Study, title: str) -> Figure:
     """
     complete = _complete(study)
     names = sorted({name for t in complete for name in t.params})
+    if not names:
+        return _say(title, "no study yet" if study is None else "no complete trial yet")
     with _strip_style(), plt.style.context("ggplot"):
-        fig, axes = plt.subplots(1, max(len(names), 1), sharey=True, squeeze=False)
+        fig, axes = plt.subplots(1, len(names), sharey=True, squeeze=False)
         axes = list(axes[0])
-        if not names:
-            axes[0].axis("off")
-            axes[0].text(0.5, 0.5, "no complete trial", ha="center", va="center", fontsize=_LABEL_SIZE)
-            return _figure(axes[0], title)
         n_ticks = 3 if len(names) > 3 else 5
         last = max(t.number for t in complete)
         for ax, name in zip(axes, names):
@@ -124,7 +151,7 @@ def slices(study: optuna.Study, title: str) -> Figure:
             ax.set_title(name.replace("__", "__\n") if len(names) > 4 else name, fontsize=_TICK_SIZE)
         axes[0].set_ylabel("validation\naccuracy")
         fig.colorbar(points, ax=axes, label="trial", pad=0.01, aspect=12)
-        return _figure(axes[0], title)
+        return untangle_xticks(_figure(axes[0], title))
 
 
 def _slice_axis(ax, dist, values, n_ticks: int) -> list:
@@ -169,15 +196,13 @@ def importances(study: optuna.Study, title: str, *, random_state: int = 0) -> Fi
     says so instead of failing, so the notebook's cell always has one figure.
     """
     complete = _complete(study)
+    tuned = sorted({k for t in complete for k in t.params})
+    if study is None:
+        return _say(title, "no study yet")
+    if len(complete) < 2 or len(tuned) < 2:
+        return _say(title, f"{len(complete)} complete trial(s): too few to rank the parameters" if len(complete) < 2
+                    else f"one parameter tuned ({', '.join(tuned)}): nothing to rank")
     with _strip_style():
-        tuned = sorted({k for t in complete for k in t.params})
-        if len(complete) < 2 or len(tuned) < 2:
-            fig, ax = plt.subplots()
-            ax.axis("off")
-            why = (f"{len(complete)} complete trial(s): too few to rank the parameters" if len(complete) < 2
-                   else f"one parameter tuned ({', '.join(tuned)}): nothing to rank")
-            ax.text(0.5, 0.5, why, ha="center", va="center", fontsize=_LABEL_SIZE)
-            return _figure(ax, title)
         evaluator = optuna.importance.FanovaImportanceEvaluator(seed=random_state)
         with _quiet():
             ax = _PLOTS.plot_param_importances(study, evaluator=evaluator, target_name="validation accuracy")
@@ -198,11 +223,12 @@ def trials_table(studies: dict[str, optuna.Study]) -> pd.DataFrame:
     """Per model: trials finished, complete, pruned and failed, the best trial, and compute time.
 
     ``lbfgs converged`` says whether the best trial's logistic regression met
-    its convergence criterion within ``max_iter`` (empty for the networks).
+    its convergence criterion within ``max_iter`` (empty for the networks). A
+    study given as None (not there yet) is a row of zeros.
     """
     rows = []
     for model, study in studies.items():
-        trials = study.get_trials(deepcopy=False)
+        trials = [] if study is None else study.get_trials(deepcopy=False)
         count = {s: sum(t.state == s for t in trials) for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
         seconds = sum(t.duration.total_seconds() for t in trials if t.duration is not None)
         best = study.best_trial if count[TrialState.COMPLETE] else None

@@ -106,3 +106,73 @@ def test_toy_summary_reports_the_mass_moving_onto_the_observed_patterns():
     assert "B (P = " in text and "AC (P = " in text
     mass_after = toy.visible_table(after).query("data_frequency > 0")["probability"].sum()
     assert f"after training they hold {mass_after:.2f}" in text and mass_after > 0.9
+
+
+# ------------------------------------------------------------------ over training and across sizes
+
+def test_an_rbm_fitted_for_fewer_epochs_is_the_same_rbm_seen_earlier(binary_images):
+    X = binary_images[0]
+    seen = {}
+    BernoulliRBM(n_components=5, n_iter=4, batch_size=20, random_state=0, persistent=True,
+                 callback=lambda rbm, record: seen.__setitem__(record["epoch"], rbm.components_.copy())).fit(X)
+    early = BernoulliRBM(n_components=5, n_iter=2, batch_size=20, random_state=0, persistent=True).fit(X)
+    np.testing.assert_array_equal(early.components_, seen[2])
+
+
+def test_training_path_scores_earlier_epochs_like_the_final_rbms(binary_images, trained, cache_dir):
+    X, X_test = binary_images
+    kwargs = dict(sizes=(4, 8), variants=anatomy.cd_variants(3), batch_size=20, cache_dir=cache_dir)
+    table = likelihood.likelihood_table(trained, X, X_test, n_runs=20, n_betas=500, random_state=0)
+    path = likelihood.training_path(table, X, X_test, epochs=[1, 5, 15, 99], n_iter=15, n_runs=20, n_betas=500,
+                                    **kwargs)
+    assert path.index.names == ["variant", "hidden units", "epoch"]
+    assert sorted(path.index.get_level_values("epoch").unique()) == [1, 5, 15]
+    assert len(path) == 6 * 3 and "base rate" not in path.index.get_level_values("variant")
+    last = path.xs(15, level="epoch")
+    assert last["test_log_likelihood"].equals(table.drop(index="base rate", level="variant")["test_log_likelihood"])
+    one = likelihood.train_rbms(X, n_iter=1, **kwargs)
+    first = likelihood.likelihood_table(one, X, X_test, n_runs=20, n_betas=500, random_state=0)
+    assert path.loc[("CD-1", 8, 1), "test_log_likelihood"] == first.loc[("CD-1", 8), "test_log_likelihood"]
+    shown = likelihood.path_display(path)
+    assert shown.loc[("CD-1", 8, 1), "test log-likelihood (AIS)"].startswith(
+        f"{path.loc[('CD-1', 8, 1), 'test_log_likelihood']:.1f} ± ")
+
+
+def _path(rows):
+    """A training path from (variant, size, epoch, log-likelihood, reconstruction error, pseudo-likelihood)."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=["variant", "hidden units", "epoch", "test_log_likelihood",
+                                        "reconstruction_error", "pseudo_likelihood"]).assign(log_z_std=0.1)
+    return frame.set_index(["variant", "hidden units", "epoch"])
+
+
+def test_monitor_sentence_counts_agreement_and_names_a_fall_the_monitors_missed():
+    path = _path([("CD-1", 20, 1, -300.0, 0.10, -250.0), ("CD-1", 20, 5, -320.0, 0.09, -240.0),
+                  ("CD-1", 20, 20, -330.0, 0.08, -260.0),
+                  ("PCD-1", 20, 1, -300.0, 0.10, -250.0), ("PCD-1", 20, 5, -280.0, 0.09, -240.0),
+                  ("PCD-1", 20, 20, -280.1, 0.08, -230.0)])  # the last step is within the AIS noise
+    text = likelihood.monitor_sentence(path)
+    assert "(epochs 1, 5, 20)" in text and "beyond its uncertainty 3 times" in text
+    # CD-1 fell twice while the error fell (disagree); PCD-1 rose while it fell (agree): 1 of 3.
+    # Pseudo-likelihood: CD-1 1->5 rose (disagree), 5->20 fell (agree), PCD-1 rose (agree): 2 of 3.
+    assert "reconstruction error moved the same way" in text and "1 of those times and the pseudo-likelihood 2" in text
+    assert "CD-1 with 20 hidden units (epoch 1 to 5: -20.0 nats, while its reconstruction error and " \
+           "pseudo-likelihood improved)" in text
+    assert "CD-1 with 20 hidden units (epoch 5 to 20: -10.0 nats, while its reconstruction error improved)" in text
+    flat = _path([("CD-1", 20, 1, -300.0, 0.1, -250.0), ("CD-1", 20, 5, -300.05, 0.09, -240.0)])
+    assert "no RBM's held-out likelihood changed" in likelihood.monitor_sentence(flat)
+
+
+def test_size_sentence_says_which_samplers_gain_from_more_units():
+    import pandas as pd
+
+    index = pd.MultiIndex.from_tuples([("CD-1", 20), ("PCD-1", 20), ("CD-1", 500), ("PCD-1", 500),
+                                       ("base rate", 0)], names=["variant", "hidden units"])
+    table = pd.DataFrame({"test_log_likelihood": [-350.0, -230.0, -170.0, -250.0, -380.0],
+                          "log_z_std": [0.1, 0.1, 0.5, 0.2, np.nan]}, index=index)
+    text = likelihood.size_sentence(table)
+    assert text.startswith("Going from 20 to 500 hidden units, CD-1 gains 180.0 nats per image and PCD-1 loses 20.0")
+    assert "So PCD-1 with 500 hidden units is a worse model of the test images than with 20" in text
+    table.loc[("PCD-1", 500), "test_log_likelihood"] = -230.3
+    assert "PCD-1 changes within the AIS uncertainty by 0.3" in likelihood.size_sentence(table)

@@ -17,6 +17,7 @@ import yaml
 
 from quarto_cells import quarto_label
 from rbmlib import paths
+from rbmlib.report import pipeline
 
 ROOT = Path(paths.ROOT)
 ARTICLE = ROOT / "index.qmd"
@@ -28,6 +29,7 @@ CROSSREF = re.compile(r"(?<![\w@])-?@(?P<label>(?:fig|tbl|eq|sec)-[A-Za-z0-9_-]*
 CITATION = re.compile(r"(?<![\w@.])-?@(?P<key>[A-Za-z][A-Za-z0-9_:-]*[A-Za-z0-9_])")
 LABEL_DEF = re.compile(r"\{#(?P<label>(?:eq|sec)-[A-Za-z0-9_-]+)[^}]*\}")
 CROSSREF_PREFIXES = ("fig-", "tbl-", "eq-", "sec-")
+VARIABLE = re.compile(r"\{\{<\s*var\s+(?P<name>[\w.-]+)\s*>\}\}")
 
 
 def _strip_comments(text):
@@ -171,3 +173,30 @@ def test_every_numbered_equation_is_referenced():
     referenced = {m["label"] for m in CROSSREF.finditer(_prose())}
     unused = [label for label in defined if label.startswith("eq-") and label not in referenced]
     assert not unused, f"equations never referenced: {unused}"
+
+
+def _quoted_variables(text=None):
+    return VARIABLE.findall(_strip_comments(ARTICLE.read_text() if text is None else text))
+
+
+def test_committed_variables_are_current():
+    """_variables.yml is what the pipeline writes from the committed results, character for character."""
+    committed = (ROOT / pipeline.VARIABLES_FILE).read_text()
+    assert committed == pipeline.variables_text(pipeline.RENDERED_PRESET), (
+        f"{pipeline.VARIABLES_FILE} is out of date: run `python -m rbmlib.report --write-variables` and commit it")
+
+
+def test_every_quoted_variable_is_defined():
+    defined = yaml.safe_load((ROOT / pipeline.VARIABLES_FILE).read_text())
+    quoted = _quoted_variables()
+    assert quoted, "the prose quotes no generated number"
+    assert not set(quoted) - set(defined), f"quoted but not in {pipeline.VARIABLES_FILE}: {sorted(set(quoted) - set(defined))}"
+
+
+def test_abstract_and_introduction_lead_with_the_generated_answer():
+    text = _strip_comments(ARTICLE.read_text())
+    abstract = yaml.safe_load(text.split("---")[1])["abstract"]
+    first_paragraph = text.split("## Introduction", 1)[1].split("\n\n")[1]
+    for where, part in (("abstract", abstract.split(". ")[1:3]), ("introduction", [first_paragraph])):
+        assert _quoted_variables(" ".join(part)), f"the {where} must open with the answer, in generated numbers"
+    assert not re.search(r"\d+\.\d+ ?%", abstract + first_paragraph), "type no result by hand: {{< var name >}}"

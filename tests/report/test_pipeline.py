@@ -147,6 +147,76 @@ def test_build_removes_partials_and_announces_each_notebook(tmp_path, monkeypatc
     assert re.search(r"01_demo \(1/1\): running \(no executed copy yet\), started \d\d:\d\d:\d\d", printed)
 
 
+# ----------------------------------------------------------------------------- nbval's stored outputs
+
+CHECKED = """\
+import os, sys, tempfile, time
+print(6 * 7, "after", round(time.perf_counter() % 9 + 1, 1), "s")
+print(sys.prefix + "/lib", tempfile.gettempdir() + "/run", hex(id(object())))
+"""
+
+
+def _scratch_notebook(path):
+    """A tagged cell whose output holds a number, a time, this machine's paths and an address; an untagged
+    cell whose output changes every run."""
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell(CHECKED, metadata={"tags": [pipeline.CHECK_OUTPUT_TAG]}),
+        nbformat.v4.new_code_cell("import random\nprint(random.random())"),
+    ])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def _nbval(notebook, *options):
+    """`pytest --nbval-lax` on one notebook in its own folder (an empty pytest.ini: not this project's options)."""
+    (notebook.parent / "pytest.ini").write_text("[pytest]\n")
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--nbval-lax",
+                           "--nbval-current-env", *options, notebook.name],
+                          cwd=notebook.parent, capture_output=True, text=True, timeout=300)
+
+
+def test_keep_checked_outputs_keeps_only_the_tagged_cells_outputs():
+    tagged = nbformat.v4.new_code_cell("1", id="a", metadata={"tags": [pipeline.CHECK_OUTPUT_TAG]})
+    source = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# x", id="m"), tagged,
+        nbformat.v4.new_code_cell("2", id="b", execution_count=7,
+                                  outputs=[nbformat.v4.new_output("stream", name="stdout", text="old")])])
+    result = nbformat.v4.new_output("execute_result", data={"text/plain": "1"}, execution_count=3)
+    executed = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# x", id="m"),
+        nbformat.v4.new_code_cell("1", id="a", execution_count=3, outputs=[result]),
+        nbformat.v4.new_code_cell("2", id="b", execution_count=4,
+                                  outputs=[nbformat.v4.new_output("stream", name="stdout", text="2")])])
+    cells = pipeline.keep_checked_outputs(source, executed).cells
+    assert cells[1].outputs == [result] and cells[1].execution_count == 1 == result.execution_count
+    assert (cells[2].outputs, cells[2].execution_count) == ([], None)
+    with pytest.raises(ValueError, match="'a'"):
+        pipeline.keep_checked_outputs(source, nbformat.v4.new_notebook(cells=[]))
+
+
+@pytest.mark.slow
+def test_stored_checked_outputs_pass_nbval_through_the_sanitizer_and_a_changed_one_fails(tmp_path):
+    notebook = _scratch_notebook(tmp_path / "scratch.ipynb")
+    assert pipeline.store_checked_outputs([notebook]) == [notebook]
+    tagged, untagged = nbformat.read(notebook, as_version=4).cells
+    stored = tagged.outputs[0].text
+    assert stored.startswith("42 after ") and "<venv>/lib <tmp>/run 0x" in stored  # scrubbed
+    assert tagged.execution_count == 1 and (untagged.outputs, untagged.execution_count) == ([], None)
+
+    sanitizer = f"--nbval-sanitize-with={Path(paths.ROOT) / 'tests' / 'nbval_sanitize.cfg'}"
+    passed = _nbval(notebook, sanitizer)
+    assert passed.returncode == 0, passed.stdout[-3000:]
+    # Without the sanitizer the time, the paths and the address differ: the file is what makes it pass.
+    unsanitized = _nbval(notebook)
+    assert unsanitized.returncode != 0 and "Cell outputs differ" in unsanitized.stdout
+    nb = nbformat.read(notebook, as_version=4)
+    nb.cells[0].outputs[0].text = stored.replace("42", "41", 1)
+    nbformat.write(nb, notebook)
+    changed = _nbval(notebook, sanitizer)
+    assert changed.returncode != 0 and "Cell outputs differ" in changed.stdout
+
+
 # ----------------------------------------------------------------------------- helpers
 
 def test_scrub_machine_paths_longest_first_and_leaves_images():
@@ -233,6 +303,8 @@ def test_make_report_and_tune_pin_the_thread_count():
     assert _make("-n", "report").splitlines()[-1].startswith(
         "OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python -m rbmlib.report --preset paper")
     assert "OMP_NUM_THREADS=3 MKL_NUM_THREADS=3 " in _make("-n", "report", "THREADS=3", "PRESET=smoke")
+    assert _make("-n", "checked-outputs", "THREADS=4").splitlines()[-1].startswith(
+        "OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python -m rbmlib.report --store-checked-outputs")
     tune = _make("-n", "tune")
     assert tune.count("OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/rbmlib") == 2  # tune and evaluate
 

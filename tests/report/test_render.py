@@ -28,7 +28,7 @@ import yaml
 
 from quarto_cells import quarto_label
 from rbmlib import paths
-from rbmlib.report.pipeline import find_quarto
+from rbmlib.report.pipeline import VARIABLES_FILE, find_quarto
 
 pytestmark = pytest.mark.slow  # about a minute
 
@@ -48,7 +48,8 @@ def _project_files() -> set[str]:
     css = config["format"]["html"].get("css", [])
     named = [config.get("bibliography"), config.get("csl"), *config.get("filters", []),
              *([css] if isinstance(css, str) else css), *config["manuscript"].get("environment", [])]
-    return {"_quarto.yml", "index.qmd", *(name for name in named if name)}
+    # Quarto reads _variables.yml by its name: the numbers of {{< var name >}}.
+    return {"_quarto.yml", "index.qmd", VARIABLES_FILE, *(name for name in named if name)}
 
 
 @pytest.fixture(scope="module")
@@ -148,6 +149,25 @@ def test_html_has_every_embed_and_no_unresolved_reference(rendered):
     labels = [label for _, label in _embeds()]
     missing = [label for label in labels if f'id="{label}"' not in html and label not in html]
     assert not missing, f"embeds missing from the HTML: {missing}"
+
+
+def test_generated_numbers_are_in_both_formats(rendered):
+    """Every {{< var name >}} of the article shows its value from _variables.yml; no shortcode is left."""
+    _, out = rendered
+    text = re.sub(r"<!--.*?-->", "", (ROOT / "index.qmd").read_text(), flags=re.S)
+    quoted = set(re.findall(r"\{\{<\s*var\s+([\w.-]+)\s*>\}\}", text))
+    values = yaml.safe_load((ROOT / VARIABLES_FILE).read_text())
+    assert quoted
+    # The article up to the end of <main>: after it, code-tools' "view source" holds index.qmd as typed.
+    article = (out / "index.html").read_text().split("</main>")[0]
+    html = html_lib.unescape(re.sub(r"<[^>]+>", " ", article))
+    pdf = _squash(_pdf_text(out / "index.pdf"))
+    for name, shown in (("HTML", html), ("PDF", pdf)):
+        assert "{{<" not in shown and "{{&lt;" not in shown and "?var" not in shown, f"{name}: a shortcode is left"
+    html_words = re.sub(r"\s+", " ", html)
+    missing = {"HTML": [n for n in quoted if str(values[n]) not in html_words],
+               "PDF": [n for n in quoted if _squash(str(values[n])) not in pdf]}
+    assert missing == {"HTML": [], "PDF": []}, f"generated numbers missing: {missing}"
 
 
 def test_html_math_is_mathml_and_nothing_is_loaded_from_another_site(rendered):

@@ -9,7 +9,8 @@ import pytest
 from tuning_helpers import TINY
 
 from rbmlib import data, paths
-from rbmlib.report import results
+from rbmlib.report import results, tables
+from rbmlib.tuning import ledger
 from rbmlib.models import MODELS
 from rbmlib.tuning.presets import PAPER
 
@@ -64,13 +65,19 @@ def test_rbm_effect_difference_and_standard_error():
     fnn = effect.loc["Feed-forward network"]
     assert fnn["Difference (points)"] == pytest.approx(-9.0)
     sentence = results.rbm_effect_sentence(effect.reset_index())
-    # +0.05 points with a standard error of 0.06: no clear difference; -9 points: a clear loss.
-    assert "make no clear difference to logistic regression" in sentence
-    assert "hurt feed-forward network" in sentence
-    conclusion = results.conclusion_sentence(_summary(VAL, MEAN, STD))
-    assert "do not clearly change logistic regression (+0.05 points)" in conclusion
-    assert "worsen feed-forward network (-9.00 points)" in conclusion
-    assert "best model overall is the CNN (pixels), which does not use RBM features" in conclusion
+    # Numbers only: the verdicts are the paired rule's (rbmlib.report.paired), not this sentence's.
+    assert "logistic regression scores" in sentence and "a difference of +0.05 points" in sentence
+    assert "a difference of -9.00 points" in sentence
+    assert not any(word in sentence for word in ("help", "hurt", "clear"))
+
+
+def test_the_per_class_f1_axis_starts_at_zero():
+    f1 = pd.DataFrame({"lr": np.linspace(0.6, 0.97, 10), "cnn": np.linspace(0.78, 0.99, 10)},
+                      index=pd.Index(data.CLASS_NAMES, name="class"))
+    ax = results.per_class_f1_figure(f1).axes[0]
+    assert ax.get_ylim() == (0.0, 1.0)
+    heights = sorted(p.get_height() for p in ax.patches)
+    assert heights[0] == pytest.approx(0.6) and all(p.get_y() == 0 for p in ax.patches)
 
 
 def test_per_class_scores_and_confusion_come_from_the_stored_predictions(tmp_path, monkeypatch, fashion_mnist):
@@ -112,3 +119,19 @@ def test_every_look_at_the_test_set_is_grouped_in_order_and_second_looks_are_nam
     sentence = results.test_looks_sentence(table)
     assert sentence.startswith("The ledger holds 5 scored refits in 3 groups.")
     assert "Logistic regression on RBM features were scored on a second best trial" in sentence
+
+
+def test_few_labels_looks_are_one_group_per_model_and_n(tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path / "results")
+    for model, trial in (("lr", None), ("rbm-lr", 4)):
+        for seed, C in ((0, 0.1), (1, 10.0)):
+            ledger.append("tiny", {"model": f"few-labels/{model}/n=10", "seed": seed, "trial_number": trial,
+                                   "params": f'{{"C": {C}}}', "test_accuracy": 0.5, "test_macro_f1": 0.5,
+                                   "source": "rbmlib few-labels"})
+    table = results.test_looks(TINY)
+    assert table["Model"].tolist() == ["few-labels/lr/n=10", "few-labels/rbm-lr/n=10"]
+    assert table["Seeds"].tolist() == ["0, 1", "0, 1"] and table["Look"].tolist() == [1, 1]
+    assert table["Trial"].tolist() == ["", 4]
+    assert results.test_looks_sentence(table) == "The ledger holds 4 scored refits in 2 groups."
+    md = tables.to_markdown(table, index=False, floatfmt=".2f")
+    assert "nan" not in md and "<NA>" not in md

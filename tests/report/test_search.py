@@ -5,7 +5,8 @@ import pytest
 from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
-from rbmlib.report import search
+from rbmlib.report import curves, search
+from rbmlib.report.plots import _shown_labels
 from rbmlib.tuning.protocol import space_distributions
 from rbmlib.tuning.presets import PAPER
 
@@ -76,3 +77,92 @@ def test_search_space_table_shows_a_range_widened_part_way_through_a_study():
     table = search.search_space_table(PAPER, {"lr": study}).set_index("model")
     assert table.loc["lr", "searched"] == "C: 0.001 to 10 (log) (trials 0-2: 0.001 to 1 (log))"
     assert "trials" not in table.loc["fnn", "searched"]  # no study given: the range alone
+
+
+def _crowded_study():
+    """Seven parameters with long tick labels: the strip of a study like rbm-fnn's."""
+    study = optuna.create_study(direction="maximize")
+    dists = {f"clf__p{k}": FloatDistribution(1e-4 * (k + 1), 2.5e-3 * (k + 1), log=True) for k in range(4)}
+    dists.update({f"rbm__q{k}": IntDistribution(1000 + k, 8192) for k in range(3)})
+    for i in range(6):
+        params = {name: (d.low + (d.high - d.low) * i / 5) for name, d in dists.items()}
+        params = {n: int(v) if isinstance(dists[n], IntDistribution) else v for n, v in params.items()}
+        study.add_trial(create_trial(params=params, distributions=dists, value=0.8 + 0.01 * i))
+    return study
+
+
+def test_slice_tick_labels_never_overlap():
+    fig = search.slices(_crowded_study(), "crowded")
+    renderer = fig.canvas.get_renderer()
+    boxes = [label.get_window_extent(renderer) for ax in fig.axes for label in _shown_labels(ax)]
+    assert len(boxes) >= 7  # every panel keeps a label
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert a.x1 <= b.x0 or b.x1 <= a.x0 or a.y1 <= b.y0 or b.y1 <= a.y0, "two tick labels overlap"
+
+
+def _network_study():
+    """Two complete trials (trial 1 the best, its best epoch 3) and one pruned at epoch 2."""
+    study = optuna.create_study(direction="maximize")
+    dists = {"units": IntDistribution(8, 64)}
+    curves_ = [([0.70, 0.75, 0.76], 0.76, 3), ([0.72, 0.80, 0.83, 0.82], 0.83, 3), ([0.5, 0.55], None, None)]
+    for i, (values, value, best_epoch) in enumerate(curves_):
+        study.add_trial(create_trial(
+            params={"units": 8 + i}, distributions=dists, value=value,
+            state=TrialState.COMPLETE if value else TrialState.PRUNED,
+            intermediate_values={e + 1: v for e, v in enumerate(values)},
+            user_attrs={"best_epoch": best_epoch} if best_epoch else {}))
+    return study
+
+
+def test_learning_curves_one_panel_per_network_best_trial_highlighted():
+    fig = curves.learning_curves({"lr": None, "fnn": _network_study(), "pre-fnn": None})
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["Feed-forward network (pixels)",
+                                                 "RBM-initialised feed-forward\nnetwork (pixels)"]  # lr: no epochs
+    lines = {len(line.get_xdata()): line for line in panels[0].get_lines()}
+    assert lines[2].get_alpha() < lines[3].get_alpha()  # pruned lighter than complete
+    best = lines[4]
+    assert best.get_linewidth() > lines[3].get_linewidth() and list(best.get_ydata()) == [0.72, 0.80, 0.83, 0.82]
+    dots = [line for line in panels[0].get_lines() if len(line.get_xdata()) == 1]
+    assert [(d.get_xdata()[0], d.get_ydata()[0]) for d in dots] == [(3, 0.83)]  # the refit's epoch
+    assert panels[1].texts[0].get_text() == "no study yet"
+
+
+def _rbm_lr_study(tuned_epochs):
+    study = optuna.create_study(direction="maximize")
+    dists = {"rbm__n_components": IntDistribution(256, 8192, log=True), "clf__C": FloatDistribution(1e-3, 10, log=True)}
+    if tuned_epochs:
+        dists["rbm__n_iter"] = IntDistribution(5, 50, step=5)
+    else:
+        study.set_user_attr("fixed_params", {"rbm__n_iter": 10})
+    for i, n in enumerate([256, 1024, 4096]):
+        params = {"rbm__n_components": n, "clf__C": 10.0 ** (i - 2), **({"rbm__n_iter": 5 * (i + 1)} if tuned_epochs else {})}
+        study.add_trial(create_trial(params=params, distributions=dists, value=0.8 + 0.02 * i))
+    return study
+
+
+def test_lr_validation_curve_against_hidden_units_and_epochs():
+    fig = curves.lr_validation_curve(_rbm_lr_study(tuned_epochs=True))
+    units, epochs = fig.axes[:2]
+    assert units.get_xscale() == "log" and epochs.get_xscale() == "linear"
+    assert sorted(units.collections[0].get_offsets()[:, 0]) == [256, 1024, 4096]
+    assert sorted(epochs.collections[0].get_offsets()[:, 0]) == [5, 10, 15]
+    assert list(units.collections[1].get_offsets()[0]) == pytest.approx([4096, 0.84])  # the best trial, ringed
+
+
+def test_lr_validation_curve_says_when_the_epochs_were_fixed():
+    fig = curves.lr_validation_curve(_rbm_lr_study(tuned_epochs=False))
+    assert fig.axes[1].texts[0].get_text() == "rbm__n_iter was fixed at 10 in every trial"
+    assert "no study yet" in curves.lr_validation_curve(None).axes[0].texts[0].get_text()
+
+
+@pytest.mark.parametrize("draw", [search.history, search.slices, search.importances])
+def test_a_study_not_there_yet_is_a_strip_saying_so(draw):
+    assert draw(None, "CNN").axes[0].texts[0].get_text() == "no study yet"
+
+
+def test_trials_table_has_a_row_of_zeros_for_a_study_not_there_yet():
+    table = search.trials_table({"lr": _study(2), "pre-fnn": None}).set_index("model")
+    assert table.loc["pre-fnn", ["complete", "pruned", "failed"]].tolist() == [0, 0, 0]
+    assert table.loc["pre-fnn", "compute (min)"] == 0
