@@ -255,9 +255,9 @@ def chromium():
                 "so the HTML's layout is not checked")
 
 
-@pytest.mark.parametrize("width", [1280, 1920])
+@pytest.mark.parametrize("width", [1024, 1280, 1920])
 def test_html_nothing_is_wider_than_its_column(rendered, chromium, width, tmp_path):
-    """Headless Chromium at a desktop width: no table, figure or equation wider than the block holding it."""
+    """Headless Chromium at laptop and desktop widths: no table, figure or equation wider than the block holding it."""
     _, out = rendered
     page = out / "_measure.html"
     page.write_text((out / "index.html").read_text().replace("</body>", _MEASURE + "</body>"))
