@@ -142,6 +142,20 @@ def test_notebooks_stay_thin(notebook):
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=IDS)
+def test_reads_as_a_chapter(notebook):
+    """A title and what is asked first; a few words of Markdown shortly before every figure and table."""
+    cells = _cells(notebook)
+    assert cells[0]["cell_type"] == "markdown" and _source(cells[0]).startswith("# "), \
+        f"{notebook.name} must open with a Markdown title and what the chapter asks"
+    assert len(_source(cells[0]).split()) >= 20, f"{notebook.name}: the opening cell says what is asked"
+    for i, cell in enumerate(cells):
+        label = quarto_label(cell) if cell["cell_type"] == "code" else None
+        if label and label.startswith(("fig-", "tbl-")):
+            before = [c["cell_type"] for c in cells[max(0, i - 3):i]]
+            assert "markdown" in before, f"{notebook.name}: no Markdown says what {label} shows"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=IDS)
 def test_figures_and_tables_are_labelled_captioned_cells(notebook):
     labels = [quarto_label(c) for c in _cells(notebook) if c["cell_type"] == "code" and quarto_label(c)]
     assert len(labels) == len(set(labels)), f"{notebook.name}: duplicate labels"
