@@ -230,6 +230,45 @@ def _split_rows(split, y, n_val, split_seed):
     return np.sort(train if split == "train" else val)
 
 
+def pick_per_class(y, n_per_class=1, *, random_state=0) -> np.ndarray:
+    """Row indices of ``n_per_class`` random examples of every class, grouped by class.
+
+    Each class's rows are permuted by one generator seeded with ``random_state``
+    and the first ``n_per_class`` kept, so for one seed the picks are nested:
+    the 10 of a class are among its 100 (a change with ``n_per_class`` is not
+    also a change of images).
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,)
+        Integer labels.
+    n_per_class : int
+        Examples per class; every class must have at least this many.
+    random_state : int
+        Seeds the choice.
+
+    Returns
+    -------
+    ndarray of shape (n_classes * n_per_class,)
+        Indices ordered by class (all of class 0, then class 1, ...), ascending within a class.
+
+    Raises
+    ------
+    ValueError
+        A class has fewer than ``n_per_class`` rows.
+    """
+    y = np.asarray(y)
+    rng = np.random.RandomState(random_state)
+    picks = []
+    for label in np.unique(y):
+        members = np.flatnonzero(y == label)
+        if len(members) < n_per_class:
+            raise ValueError(f"class {label} has {len(members)} examples; {n_per_class} requested.")
+        # choice without replacement is permutation()[:n]: the same draws for every n
+        picks.append(np.sort(rng.choice(members, n_per_class, replace=False)))
+    return np.concatenate(picks)
+
+
 @validate_params({
     "split": [StrOptions(set(SPLITS))],
     "n_val": [Interval(numbers.Integral, 1, None, closed="left")],  # the upper bound depends on the data

@@ -31,7 +31,9 @@ RESULTS_DIR = ROOT / "results"
 NOTEBOOKS_DIR = ROOT / "notebooks"
 #: Parameters of the notebooks for each preset: ``<name>.yml`` (paper, smoke).
 NOTEBOOK_PARAMS_DIR = NOTEBOOKS_DIR / "params"
-#: Executed copies of the notebooks at the paper preset: what the manuscript embeds (committed).
+#: The preset whose results and executed notebooks the manuscript shows.
+RENDERED_PRESET = "paper"
+#: Executed copies of the notebooks at the rendered preset: what the manuscript embeds (committed).
 EXECUTED_DIR = NOTEBOOKS_DIR / "executed"
 BENCHMARKS_DIR = RESULTS_DIR / "benchmarks"
 
@@ -43,9 +45,9 @@ CACHE_DIR = RESULTS_DIR / "cache"
 
 
 def executed_dir(preset: str) -> Path:
-    """Executed copies of the notebooks: ``notebooks/executed/`` for "paper" (what the manuscript
-    embeds; committed), else ``notebooks/executed-<preset>/`` (a check of the pipeline; not committed)."""
-    return EXECUTED_DIR if preset == "paper" else NOTEBOOKS_DIR / f"executed-{preset}"
+    """Executed copies of the notebooks: ``notebooks/executed/`` for :data:`RENDERED_PRESET` (what the
+    manuscript embeds; committed), else ``notebooks/executed-<preset>/`` (not embedded)."""
+    return EXECUTED_DIR if preset == RENDERED_PRESET else NOTEBOOKS_DIR / f"executed-{preset}"
 
 
 def preset_dir(preset: str) -> Path:

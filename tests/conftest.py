@@ -57,9 +57,17 @@ def _subcaptions(source: str) -> list[str]:
     return items
 
 
+def _is_panel(source: str) -> bool:
+    """Whether a cell lays out several figures as one (a `#| layout-ncol` or `layout-nrow` option)."""
+    import re
+
+    return re.search(r"^#\|\s*layout-n(col|row):", source, re.M) is not None
+
+
 def _outputs_problem(cell, outputs) -> str | None:
     """What is wrong with the new outputs of a labelled cell, or None: a figure draws its images
-    (one per sub-caption), a table or sentence emits Markdown (it renders in HTML and PDF alike)."""
+    (one per sub-caption; one or more for a panel without sub-captions, one otherwise), a table or
+    sentence emits Markdown (it renders in HTML and PDF alike)."""
     from quarto_cells import quarto_label
 
     label = quarto_label(cell)
@@ -67,9 +75,13 @@ def _outputs_problem(cell, outputs) -> str | None:
         return None
     kinds = [key for output in outputs for key in output.get("data", {})]
     if label.startswith("fig-"):
-        expected = max(len(_subcaptions(cell["source"])), 1)
-        if kinds.count("image/png") != expected:
-            return f"{label} must draw {expected} figure(s), drew {kinds.count('image/png')}"
+        drawn = kinds.count("image/png")
+        subcaptions = _subcaptions(cell["source"])
+        if not subcaptions and _is_panel(cell["source"]):  # one panel per model, as many as the preset has
+            return None if drawn else f"{label} must draw at least one figure, drew none"
+        expected = max(len(subcaptions), 1)
+        if drawn != expected:
+            return f"{label} must draw {expected} figure(s), drew {drawn}"
     elif "text/markdown" not in kinds:
         return f"{label} must emit Markdown (a table or a sentence)"
     return None

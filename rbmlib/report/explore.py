@@ -16,35 +16,11 @@ from sklearn.decomposition import PCA
 from sklearn.model_selection import train_test_split
 from sklearn.neighbors import NearestNeighbors
 
-from rbmlib.data import CLASS_NAMES
+from rbmlib.data import CLASS_NAMES, pick_per_class
 
-
-def pick_per_class(y, n_per_class=1, *, random_state=0) -> np.ndarray:
-    """Row indices of ``n_per_class`` random examples of every class, grouped by class.
-
-    Parameters
-    ----------
-    y : array-like of shape (n_samples,)
-        Integer labels.
-    n_per_class : int
-        Examples per class; every class must have at least this many.
-    random_state : int
-        Seeds the choice.
-
-    Returns
-    -------
-    ndarray of shape (n_classes * n_per_class,)
-        Indices ordered by class (all of class 0, then class 1, ...).
-    """
-    y = np.asarray(y)
-    rng = np.random.RandomState(random_state)
-    picks = []
-    for label in np.unique(y):
-        members = np.flatnonzero(y == label)
-        if len(members) < n_per_class:
-            raise ValueError(f"class {label} has {len(members)} examples; {n_per_class} requested.")
-        picks.append(np.sort(rng.choice(members, n_per_class, replace=False)))
-    return np.concatenate(picks)
+# pick_per_class lives with the data (few_labels uses it too); the notebooks call it from here.
+__all__ = ["pick_per_class", "stratified_rows", "class_balance", "tsne_map", "describe_map",
+           "neighbour_purity", "separation_summary"]
 
 
 def stratified_rows(y, n=None, *, random_state=0) -> np.ndarray:

@@ -69,6 +69,10 @@ def few_labels_figure(results: pd.DataFrame) -> Figure:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
+    if results.empty:  # a preset without the study (protocol 1, smoke): say so rather than draw empty axes
+        ax.text(0.5, 0.5, "no few-labels study in this preset", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return fig
     for i, model in enumerate(_models(results)):
         r = results[results["model"] == model]
         mean = r.groupby("labels_per_class")["test_accuracy"].mean() * 100

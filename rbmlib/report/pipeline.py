@@ -60,7 +60,7 @@ from rbmlib.tuning.presets import PRESETS, get_preset  # one set of presets for 
 QUARTO_URL = "https://quarto.org/docs/get-started/"
 METADATA_KEY = "rbm-report"
 #: The preset whose executed copies (notebooks/executed/) and results the manuscript shows.
-RENDERED_PRESET = "paper"
+RENDERED_PRESET = paths.RENDERED_PRESET
 #: Quarto reads a project's ``_variables.yml`` for its ``{{< var name >}}`` shortcodes.
 VARIABLES_FILE = "_variables.yml"
 #: nbval's tag (``pytest --nbval-lax``): the cell's stored outputs must be reproduced.
@@ -92,14 +92,23 @@ def params_file(preset: str) -> Path:
     return Path(paths.NOTEBOOK_PARAMS_DIR) / f"{preset}.yml"
 
 
+#: A parameter file's key naming another preset whose file it starts from (one level).
+EXTENDS_KEY = "extends"
+
+
 def load_parameters(preset: str) -> dict:
     """``{notebook name: {parameter: value}}`` from ``notebooks/params/<preset>.yml``.
+
+    A file with ``extends: <other preset>`` starts from that preset's
+    parameters and sets, parameter by parameter, the ones it names (so
+    protocol 2 states only where it differs from the paper's settings,
+    which stay written once).
 
     Raises
     ------
     ValueError
-        For an unknown preset, a preset without its file, or a file that is
-        not a mapping of mappings.
+        For an unknown preset, a preset without its file, a file that is not
+        a mapping of mappings, or an ``extends`` that itself extends.
     """
     import yaml
 
@@ -109,9 +118,21 @@ def load_parameters(preset: str) -> dict:
     if not path.exists():  # a new tuning preset must say what its notebooks run with
         raise ValueError(f"The {preset} preset has no {_rel(path)}; create it ({{}} keeps every default).")
     content = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(content, dict) or not all(isinstance(v, dict) for v in content.values() if v is not None):
+    if not isinstance(content, dict):
         raise ValueError(f"{path} must map notebook names to parameter mappings.")
-    return {name: dict(values or {}) for name, values in content.items()}
+    base = content.pop(EXTENDS_KEY, None)
+    if not all(isinstance(v, dict) for v in content.values() if v is not None):
+        raise ValueError(f"{path} must map notebook names to parameter mappings.")
+    own = {name: dict(values or {}) for name, values in content.items()}
+    if base is None:
+        return own
+    base = str(base)
+    chained = base == preset or (params_file(base).exists()
+                                 and EXTENDS_KEY in (yaml.safe_load(params_file(base).read_text()) or {}))
+    if chained:
+        raise ValueError(f"{_rel(path)} extends {base!r}: name a preset whose file has no `extends`.")
+    inherited = load_parameters(base)
+    return {name: {**inherited.get(name, {}), **own.get(name, {})} for name in {**inherited, **own}}
 
 
 def source_digest(notebook: Path) -> str:
@@ -387,7 +408,7 @@ def manuscript_variables(preset=RENDERED_PRESET) -> dict[str, str]:
         Every evaluated model's mean test accuracy (%) and number of seeds.
     ``<features model>_minus_<pixels model>``, ``..._se``
         Test accuracy on features minus on pixels, same classifier (points,
-        signed), and its standard error over seeds (``results.rbm_effect``).
+        signed), and its standard error over seeds (``results.feature_effect``).
     ``<a>_vs_<b>_verdict``
         The paired rule's verdict on each comparison of :data:`rbmlib.report.paired.COMPARISONS`
         as words that end in a preposition ("detectably more accurate than",
@@ -416,18 +437,15 @@ def manuscript_variables(preset=RENDERED_PRESET) -> dict[str, str]:
         "best_test_accuracy": f"{rows.loc[best, 'test_accuracy_mean'] * 100:.2f}",
         "best_test_accuracy_std": f"{rows.loc[best, 'test_accuracy_std'] * 100:.2f}",
         "best_n_seeds": str(int(rows.loc[best, "n_seeds"])),
-        "best_original_accuracy": f"{results.ORIGINAL_STUDY.loc[best, 'accuracy']:.2f}",
+        "best_original_accuracy": (f"{results.ORIGINAL_STUDY.loc[best, 'accuracy']:.2f}"
+                                   if best in results.ORIGINAL_STUDY.index else "not reported"),
     }
     for model, row in rows.iterrows():
         variables[f"{name[model]}_test_accuracy"] = f"{row['test_accuracy_mean'] * 100:.2f}"
         variables[f"{name[model]}_n_seeds"] = str(int(row["n_seeds"]))
-    # rbm_effect's rows follow the registry's order of the models with a baseline in the summary.
-    pairs = [(m, spec.baseline) for m, spec in MODELS.items() if spec.baseline in rows.index and m in rows.index]
-    effect = results.rbm_effect(summary)
-    if list(effect["Classifier"]) != [MODELS[m].classifier for m, _ in pairs]:
-        raise ValueError(f"results.rbm_effect's rows {list(effect['Classifier'])} are not the pairs {pairs}")
-    for (model, pixels), (_, r) in zip(pairs, effect.iterrows()):
-        key = f"{name[model]}_minus_{name[pixels]}"
+    for _, r in results.feature_effect(summary).iterrows():
+        model = r["Model"]
+        key = f"{name[model]}_minus_{name[MODELS[model].baseline]}"
         variables[key] = f"{r['Difference (points)']:+.2f}"
         variables[f"{key}_se"] = f"{r['Standard error (points)']:.2f}"
     variables.update(_verdict_variables(preset, summary))
@@ -508,7 +526,7 @@ def _rel(path) -> str:
         return str(path)
 
 
-def build(preset="paper", *, force=False, only=None, render=True, kernel_name="python3") -> int:
+def build(preset=RENDERED_PRESET, *, force=False, only=None, render=True, kernel_name="python3") -> int:
     """The whole pipeline; returns a process exit status."""
     from rbmlib import data
 
@@ -594,8 +612,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rbmlib.report",
                                      description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", choices=PRESETS, default="paper",
-                        help="parameter set from notebooks/params/<preset>.yml (default: paper)")
+    parser.add_argument("--preset", choices=PRESETS, default=RENDERED_PRESET,
+                        help=f"parameter set from notebooks/params/<preset>.yml (default: {RENDERED_PRESET})")
     parser.add_argument("--force", action="store_true", help="re-execute notebooks that are up to date")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="execute only these notebooks (e.g. 01_exploration)")
     parser.add_argument("--no-render", action="store_true", help="stop before quarto render")

@@ -7,7 +7,7 @@ nothing.
 
 >>> summary = tuning.summarize("paper")
 >>> results_table(summary)               # ours beside the original study's numbers
->>> rbm_effect(summary)                  # what the RBM's features change, per classifier
+>>> feature_effect(summary)              # what RBM (or control) features change, per classifier
 """
 
 from __future__ import annotations
@@ -54,12 +54,16 @@ def results_table(summary: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        One row per model in ``MODEL_NAMES`` order that the summary holds.
+        One row per model in ``MODEL_NAMES`` order that the summary holds; the
+        original's columns are "–" for a model it did not have (the controls).
     """
     s = summary.set_index("model")
     rows = []
+    missing = pd.Series({"accuracy": np.nan, "macro_f1": np.nan})
     for model in [m for m in MODEL_NAMES if m in s.index]:
-        r, o = s.loc[model], ORIGINAL_STUDY.loc[model]
+        r = s.loc[model]
+        o = ORIGINAL_STUDY.loc[model] if model in ORIGINAL_STUDY.index else missing
+        both = pd.notna(r["test_accuracy_mean"]) and pd.notna(o["accuracy"])
         rows.append({
             "Model": MODELS[model].label,
             "Trials": int(r["n_trials"]),
@@ -67,10 +71,9 @@ def results_table(summary: pd.DataFrame) -> pd.DataFrame:
             "Test accuracy (%)": _mean_std(r["test_accuracy_mean"], r["test_accuracy_std"], 100),
             "Test macro F1": _mean_std(r["test_macro_f1_mean"], r["test_macro_f1_std"], 1, 3),
             "Seeds": int(r["n_seeds"]),
-            "Original accuracy (%)": f"{o['accuracy']:.2f}",
-            "Original macro F1": f"{o['macro_f1']:.3f}",
-            "Difference (points)": (f"{r['test_accuracy_mean'] * 100 - o['accuracy']:+.2f}"
-                                    if pd.notna(r["test_accuracy_mean"]) else ""),
+            "Original accuracy (%)": f"{o['accuracy']:.2f}" if pd.notna(o["accuracy"]) else "–",
+            "Original macro F1": f"{o['macro_f1']:.3f}" if pd.notna(o["macro_f1"]) else "–",
+            "Difference (points)": f"{r['test_accuracy_mean'] * 100 - o['accuracy']:+.2f}" if both else "",
         })
     return pd.DataFrame(rows)
 
@@ -167,26 +170,34 @@ def seeds_figure(scores: pd.DataFrame) -> Figure:
     return fig
 
 
-def rbm_effect(summary: pd.DataFrame) -> pd.DataFrame:
-    """Per classifier: test accuracy on pixels, on RBM features, and the difference.
+def reads(model: str) -> str:
+    """What a model adds to the same classifier on pixels, as a sentence names it ("RBM features")."""
+    spec = MODELS[model]
+    return f"{spec.features} features" if spec.features else "an RBM-initialised hidden layer"
 
-    The difference's uncertainty is the standard error of a difference of two
-    means over independent seeds: ``sqrt(s1²/n1 + s2²/n2)``.
+
+def feature_effect(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per model with a baseline: test accuracy of the classifier on pixels, on what the model adds, the difference.
+
+    One row per model of the summary whose ``baseline`` (the same classifier on
+    pixels) is there too, in the registry's order: the RBM pipelines and, in
+    protocol 2, the controls. The difference's uncertainty is the standard
+    error of a difference of two means over independent seeds:
+    ``sqrt(s1²/n1 + s2²/n2)``.
     """
     s = summary.set_index("model")
     rows = []
-    for rbm, spec in MODELS.items():
+    for model, spec in MODELS.items():
         pixels = spec.baseline
-        if pixels is None or pixels not in s.index or rbm not in s.index:
+        if pixels is None or pixels not in s.index or model not in s.index:
             continue
-        name = spec.classifier
-        a, b = s.loc[pixels], s.loc[rbm]
+        a, b = s.loc[pixels], s.loc[model]
         diff = b["test_accuracy_mean"] - a["test_accuracy_mean"]
         se = np.sqrt(np.nansum([a["test_accuracy_std"] ** 2 / a["n_seeds"], b["test_accuracy_std"] ** 2 / b["n_seeds"]]))
-        rows.append({"Classifier": name,
-                     "Pixels (%)": a["test_accuracy_mean"] * 100, "RBM features (%)": b["test_accuracy_mean"] * 100,
+        rows.append({"Model": model, "Classifier": MODELS[pixels].classifier, "What it adds": reads(model),
+                     "Pixels (%)": a["test_accuracy_mean"] * 100, "With it (%)": b["test_accuracy_mean"] * 100,
                      "Difference (points)": diff * 100, "Standard error (points)": se * 100,
-                     "Pixels macro F1": a["test_macro_f1_mean"], "RBM macro F1": b["test_macro_f1_mean"]})
+                     "Pixels macro F1": a["test_macro_f1_mean"], "With it macro F1": b["test_macro_f1_mean"]})
     return pd.DataFrame(rows)
 
 
@@ -205,18 +216,18 @@ def _in_prose(label: str) -> str:
     return label.lower().replace("cnn", "CNN").replace("rbm", "RBM")
 
 
-def rbm_effect_sentence(effect: pd.DataFrame) -> str:
-    """One clause per classifier: its test accuracy on pixels and on RBM features, and the difference.
+def feature_effect_sentence(effect: pd.DataFrame) -> str:
+    """One clause per row of :func:`feature_effect`: the classifier on pixels and with what the model adds.
 
     Descriptive only: whether a difference counts is the paired rule's verdict
     (:mod:`rbmlib.report.paired`), so this sentence does not judge, and cannot contradict it.
     """
     parts = [f"{r['Classifier'].lower()} scores {r['Pixels (%)']:.2f}% on pixels and "
-             f"{r['RBM features (%)']:.2f}% on RBM features, a difference of "
+             f"{r['With it (%)']:.2f}% with {r['What it adds']}, a difference of "
              f"{r['Difference (points)']:+.2f} points (standard error over seeds "
              f"{r['Standard error (points)']:.2f})" for _, r in effect.iterrows()]
     if not parts:
-        return "No classifier has been evaluated on both pixels and RBM features yet."
+        return "No classifier has been evaluated both on pixels and with features yet."
     return "On the test set, " + "; ".join(parts) + "."
 
 
@@ -225,11 +236,17 @@ def headline_sentence(summary: pd.DataFrame) -> str:
     best = best_model(summary)
     r = summary.set_index("model").loc[best]
     params = json.loads(r["best_params"])
-    return (f"Chosen on validation accuracy, the best of the five models is the "
+    original = (f"the original study reported {ORIGINAL_STUDY.loc[best, 'accuracy']:.2f}%"
+                if best in ORIGINAL_STUDY.index else "a model the original study did not have")
+    return (f"Chosen on validation accuracy, the best of the {_count(len(summary))} models is the "
             f"{_in_sentence(best)}, with {r['test_accuracy_mean'] * 100:.2f}% "
-            f"test accuracy (mean of {int(r['n_seeds'])} seeds; the original study reported "
-            f"{ORIGINAL_STUDY.loc[best, 'accuracy']:.2f}%); its tuned parameters are "
+            f"test accuracy (mean of {int(r['n_seeds'])} seeds; {original}); its tuned parameters are "
             + ", ".join(f"{k} = {_fmt(v)}" for k, v in params.items()) + ".")
+
+
+def _count(n: int) -> str:
+    words = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+    return words[n] if n < len(words) else f"{n:,}"
 
 
 def _fmt(value) -> str:

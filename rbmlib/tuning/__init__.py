@@ -1,4 +1,4 @@
-"""Hyperparameter tuning of the five models with Optuna, logged to MLflow.
+"""Hyperparameter tuning of the models of rbmlib.models with Optuna, logged to MLflow.
 
 >>> from rbmlib import tuning
 >>> tuning.tune("rbm-lr", "smoke")          # resumable: reruns continue the study

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 import warnings
 
@@ -62,34 +61,6 @@ LEDGER_PREFIX = "few-labels/"
 def ledger_model(model: str, labels_per_class: int) -> str:
     """The ledger's name of a few-labels look: ``"few-labels/rbm-lr/n=10"``."""
     return f"{LEDGER_PREFIX}{model}/n={labels_per_class}"
-
-
-def balanced_subset(y, n_per_class: int, random_state: int) -> np.ndarray:
-    """Positions of ``n_per_class`` rows of every class of ``y``, drawn without replacement.
-
-    Each class is shuffled by one generator seeded with ``random_state``, and
-    its first ``n_per_class`` rows are kept: the same seed gives nested subsets
-    (the 10 of a class are among its 100), so a change with n is not also a
-    change of images.
-
-    Returns
-    -------
-    ndarray of int, sorted
-
-    Raises
-    ------
-    ValueError
-        A class has fewer than ``n_per_class`` rows.
-    """
-    y = np.asarray(y)
-    rng = np.random.default_rng(random_state)
-    picked = []
-    for label in np.unique(y):
-        rows = np.flatnonzero(y == label)
-        if len(rows) < n_per_class:
-            raise ValueError(f"class {label} has {len(rows)} rows, fewer than the {n_per_class} asked for")
-        picked.append(rng.permutation(rows)[:n_per_class])
-    return np.sort(np.concatenate(picked))
 
 
 def c_grid(preset) -> np.ndarray:
@@ -143,12 +114,10 @@ def read_results(preset) -> pd.DataFrame:
 
 
 def _append_row(path, row: dict) -> None:
-    """Append one row (the header first if the file is new), flushed and synced: the checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", newline="") as f:
-        pd.DataFrame([row], columns=COLUMNS).to_csv(f, header=f.tell() == 0, index=False)
-        f.flush()
-        os.fsync(f.fileno())
+    """Append one row of the few-labels table (flushed, synced and locked, as the refits' rows are)."""
+    from rbmlib.tuning.refit import append_row
+
+    append_row(path, row, COLUMNS)
 
 
 def _best_trials(preset, storage):
@@ -173,14 +142,14 @@ def check_ready(preset, seeds, *, storage=None) -> str:
         Naming what is missing and the command that adds it.
     rbmlib.tuning.protocol.ProtocolLockedError
     """
-    from rbmlib.tuning.refit import _check_protocol, current_rows, params_key, read_evaluation, refit_params
+    from rbmlib.tuning.refit import check_protocol, current_rows, params_key, read_evaluation, refit_params
 
     preset = get_preset(preset)
     missing = [m for m in FEATURE_MODELS if m not in preset.models]
     if missing:
         raise ValueError(f"The few-labels study compares {', '.join(FEATURE_MODELS)}; the {preset.name} "
                          f"preset lacks {', '.join(missing)}.")
-    digest = _check_protocol(preset, storage)
+    digest = check_protocol(preset, storage)
     evaluations = read_evaluation(preset)
     problems = []
     for model, best in _best_trials(preset, storage).items():
@@ -251,7 +220,8 @@ def _fit_and_score(splits, apply, F_test, y_test, n: int, seed: int, grid) -> tu
     Returns the row's scores (``C`` to ``seconds`` of ``COLUMNS``) and the test predictions.
     """
     start = time.perf_counter()
-    rows, val_rows = balanced_subset(splits.y, n, seed), balanced_subset(splits.y_val, n, seed)
+    rows = data.pick_per_class(splits.y, n, random_state=seed)  # nested in n for one seed
+    val_rows = data.pick_per_class(splits.y_val, n, random_state=seed)
     clf, val_accuracy, converged = tune_C(apply(splits.X[rows]), splits.y[rows],
                                           apply(splits.X_val[val_rows]), splits.y_val[val_rows], grid,
                                           random_state=seed)
@@ -268,10 +238,10 @@ def _record(preset, digest: str, row: dict, y_pred) -> None:
     The predictions are kept for paired comparisons on the same test images
     (``rbmlib.stats``), as the refits' are.
     """
-    from rbmlib.tuning.refit import _save_predictions
+    from rbmlib.tuning.refit import save_predictions
 
     model, n, seed = row["model"], row["labels_per_class"], row["seed"]
-    _save_predictions(paths.few_labels_predictions_file(preset.name, model, n, seed), y_pred)
+    save_predictions(paths.few_labels_predictions_file(preset.name, model, n, seed), y_pred)
     look = {"features": model, "labels_per_class": n, "C": row["C"], "converged": row["converged"]}
     ledger.append(preset.name, {"digest": digest, "model": ledger_model(model, n), "seed": seed,
                                 "trial_number": row["trial_number"],

@@ -181,7 +181,7 @@ def edges(study: optuna.Study, preset, model: str) -> list[str]:
             continue
         side = _edge_side(name, value, dist, preset.edge_margin)
         if side:
-            found.append(f"best {name} = {value:g} is at the {side} end of {_range(dist)}")
+            found.append(f"best `{name}` = {value:g} is at the {side} end of {_range(dist)}")
     spec = get_model(model)
     if spec.has_epochs:
         cap = preset.n_iter[model]

@@ -120,7 +120,7 @@ def read_predictions(preset, model: str, trial_number: int, seeds) -> dict[int, 
     return {s: np.load(f) for s, f in files.items() if f.exists()}
 
 
-def _save_predictions(path, y_pred) -> None:
+def save_predictions(path, y_pred) -> None:
     """Write atomically: the evaluation row that follows must never point at half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.part.npy")
@@ -128,7 +128,7 @@ def _save_predictions(path, y_pred) -> None:
     os.replace(tmp, path)
 
 
-def _append_row(path, row: dict) -> None:
+def append_row(path, row: dict, columns=EVALUATION_COLUMNS) -> None:
     """Append one row, with the header if the file is empty (the file is the checkpoint).
 
     Under an exclusive lock: ``make tune`` evaluates two chains of models side
@@ -139,7 +139,7 @@ def _append_row(path, row: dict) -> None:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             f.seek(0, os.SEEK_END)  # another process may have written since open()
-            pd.DataFrame([row], columns=EVALUATION_COLUMNS).to_csv(f, header=f.tell() == 0, index=False)
+            pd.DataFrame([row], columns=columns).to_csv(f, header=f.tell() == 0, index=False)
             f.flush()
             os.fsync(f.fileno())
         finally:
@@ -183,7 +183,7 @@ def evaluate(models=None, preset="paper", *, storage: str | None = None, seeds=N
             or not paths.predictions_file(preset.name, m, best[m].number, s).exists()]
     if todo:
         # Before any data is read: every study finished, the protocol unchanged, no second look.
-        digest = _check_protocol(preset, storage)
+        digest = check_protocol(preset, storage)
         ledger.check_unscored(preset.name, todo)
         X, y = data.load_split("trainval", subset=preset.trainval_subset)
         X_test, y_test = data.load_split("test", subset=preset.test_subset)
@@ -194,11 +194,11 @@ def evaluate(models=None, preset="paper", *, storage: str | None = None, seeds=N
             estimator = fit_final(model, params, seed, X, y, cache_dir=cache_dir)
             y_pred = estimator.predict(X_test)
             scores = metrics.evaluate(y_test, y_pred)
-            _save_predictions(paths.predictions_file(preset.name, model, best[model].number, seed), y_pred)
+            save_predictions(paths.predictions_file(preset.name, model, best[model].number, seed), y_pred)
             row = {"model": model, "seed": seed, "trial_number": best[model].number,
                    "test_accuracy": scores["accuracy"], "test_macro_f1": scores["macro_f1"],
                    "seconds": round(time.perf_counter() - start, 2), "refit_params": keys[model]}
-            _append_row(path, row)
+            append_row(path, row)
             ledger.append(preset.name, {"digest": digest, "model": model, "seed": seed,
                                         "trial_number": best[model].number,
                                         "params": keys[model], "test_accuracy": scores["accuracy"],
@@ -208,7 +208,7 @@ def evaluate(models=None, preset="paper", *, storage: str | None = None, seeds=N
     return read_evaluation(preset)
 
 
-def _check_protocol(preset, storage) -> str:
+def check_protocol(preset, storage) -> str:
     """The protocol's digest, once every study of it is ready and it has not changed since a test look.
 
     Raises

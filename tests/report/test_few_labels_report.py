@@ -71,6 +71,9 @@ def test_one_seed_gives_a_difference_without_a_verdict():
 def test_nothing_run_yet_says_so():
     empty = pd.DataFrame(columns=COLUMNS)
     assert report.few_labels_sentence(empty) == "The few-labels study has not been run yet."
+    fig = report.few_labels_figure(empty)  # protocol 1 and smoke: a note in place of empty axes
+    assert [t.get_text() for t in fig.axes[0].texts] == ["no few-labels study in this preset"]
+    assert not fig.axes[0].axison
 
 
 def test_the_figure_has_a_line_per_feature_type_on_a_log_axis_and_every_seed():

@@ -143,17 +143,17 @@ def test_a_best_value_on_an_edge_or_an_unconverged_lbfgs_is_a_caveat(results_dir
                      "clf__C": FloatDistribution(1e-4, 1e3, log=True)}, converged=False)
     lr = _study({"C": 1.0}, {"C": FloatDistribution(1e-4, 1e3, log=True)}, converged=True)
     caveats = paired.caveats(rbm_lr, P2, "rbm-lr")
-    assert any("rbm__n_components = 8192 is at the upper end" in c for c in caveats)
+    assert any("`rbm__n_components` = 8192 is at the upper end" in c for c in caveats)
     assert any("did not converge" in c for c in caveats)
     assert paired.caveats(lr, P2, "lr") == []
     table = paired.compare_models(P2, _summary(P2.models), {"lr": lr, "rbm-lr": rbm_lr}, y_true=Y, n_resamples=500)
     row = table.set_index(["a", "b"]).loc[("rbm-lr", "lr")]
     assert row["verdict"] == paired.A_BETTER and all(c.startswith("rbm-lr: ") for c in row["caveats"])
     assert paired.paired_table(table).loc[0, "Caveat"] == "rbm-lr"
-    assert "with a caveat: rbm-lr: best rbm__n_components" in paired.paired_sentence(table)
+    assert "with a caveat: rbm-lr: best `rbm__n_components`" in paired.paired_sentence(table)
     conclusion = results.conclusion_sentence(_summary(P2.models), table)
     assert "logistic regression on RBM features beats the logistic regression (pixels) by" in conclusion
-    assert "with a caveat (rbm-lr: best rbm__n_components = 8192" in conclusion
+    assert "with a caveat (rbm-lr: best `rbm__n_components` = 8192" in conclusion
 
 
 def test_the_paper_preset_is_held_to_protocol_2s_edge_margin():

@@ -256,7 +256,7 @@ def test_presets_are_the_tuning_presets_each_with_its_parameters_file():
     assert pipeline.PRESETS is presets.PRESETS
     files = {p.stem for p in Path(paths.NOTEBOOK_PARAMS_DIR).glob("*.yml")}
     assert files == set(presets.PRESETS), "one notebooks/params/<name>.yml per rbmlib.tuning.presets preset"
-    assert paths.executed_dir("paper") == Path(paths.EXECUTED_DIR)
+    assert paths.executed_dir(paths.RENDERED_PRESET) == Path(paths.EXECUTED_DIR)
     assert paths.executed_dir("smoke") == Path(paths.NOTEBOOKS_DIR) / "executed-smoke"
 
 
@@ -265,6 +265,30 @@ def test_a_preset_without_its_parameters_file_is_refused(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="smoke.yml"):
         pipeline.load_parameters("smoke")
 
+
+
+def test_a_file_that_extends_another_preset_sets_only_the_parameters_it_names(tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "NOTEBOOK_PARAMS_DIR", tmp_path)
+    (tmp_path / "paper.yml").write_text("01_a: {n: 1, k: 2}\n02_b: {m: 3}\n")
+    (tmp_path / "protocol2.yml").write_text("extends: paper\n01_a: {k: 5}\n03_c: {x: 0}\n")
+    assert pipeline.load_parameters("protocol2") == {"01_a": {"n": 1, "k": 5}, "02_b": {"m": 3}, "03_c": {"x": 0}}
+    (tmp_path / "paper.yml").write_text("extends: smoke\n")
+    with pytest.raises(ValueError, match="extends 'paper': name a preset whose file has no `extends`"):
+        pipeline.load_parameters("protocol2")
+    (tmp_path / "protocol2.yml").write_text("extends: protocol2\n")
+    with pytest.raises(ValueError, match="extends 'protocol2'"):
+        pipeline.load_parameters("protocol2")
+
+
+def test_protocol2_reads_its_own_results_and_never_resumes_a_study_from_a_notebook():
+    # `make tune PRESET=protocol2` runs the studies; a notebook that ran trials could move them after a test look.
+    params = pipeline.load_parameters("protocol2")
+    assert params["01_exploration"] == pipeline.load_parameters("paper")["01_exploration"]
+    for notebook, values in params.items():
+        if "preset" in values:
+            assert values["preset"] == "protocol2", notebook
+        if "preset" in values and notebook != "06_appendix_speed":
+            assert values.get("resume") is False, notebook
 
 # ----------------------------------------------------------------------------- Makefile
 

@@ -51,24 +51,49 @@ def test_an_unevaluated_model_says_so_instead_of_a_number():
     assert table.loc[MODELS["cnn"].label, "Test accuracy (%)"] == "not evaluated"
 
 
+def test_a_control_has_no_original_score_and_can_be_the_best_model():
+    summary = _summary(VAL, MEAN, STD)
+    control = summary[summary["model"] == "lr"].assign(model="random-lr", best_val_accuracy=0.95)
+    summary = pd.concat([summary, control], ignore_index=True)
+    row = results.results_table(summary).set_index("Model").loc[MODELS["random-lr"].label]
+    assert row["Original accuracy (%)"] == "–" and row["Difference (points)"] == ""
+    headline = results.headline_sentence(summary)
+    assert "the best of the six models" in headline and "a model the original study did not have" in headline
+
+
 def test_best_model_is_chosen_on_validation_not_test():
     summary = _summary(VAL, MEAN, STD)
     assert results.best_model(summary) == "cnn"
     assert "CNN" in results.headline_sentence(summary) and "91.00%" in results.headline_sentence(summary)
 
 
-def test_rbm_effect_difference_and_standard_error():
-    effect = results.rbm_effect(_summary(VAL, MEAN, STD)).set_index("Classifier")
-    lr = effect.loc["Logistic regression"]
+def test_feature_effect_difference_and_standard_error():
+    effect = results.feature_effect(_summary(VAL, MEAN, STD)).set_index("Model")
+    assert list(effect.index) == ["rbm-lr", "rbm-fnn"]
+    lr = effect.loc["rbm-lr"]
+    assert lr["Classifier"] == "Logistic regression" and lr["What it adds"] == "RBM features"
     assert lr["Difference (points)"] == pytest.approx(0.05)
     assert lr["Standard error (points)"] == pytest.approx(100 * np.sqrt(0.001**2 / 3))
-    fnn = effect.loc["Feed-forward network"]
+    fnn = effect.loc["rbm-fnn"]
     assert fnn["Difference (points)"] == pytest.approx(-9.0)
-    sentence = results.rbm_effect_sentence(effect.reset_index())
+    sentence = results.feature_effect_sentence(effect.reset_index())
     # Numbers only: the verdicts are the paired rule's (rbmlib.report.paired), not this sentence's.
-    assert "logistic regression scores" in sentence and "a difference of +0.05 points" in sentence
+    assert "logistic regression scores" in sentence and "with RBM features, a difference of +0.05 points" in sentence
     assert "a difference of -9.00 points" in sentence
     assert not any(word in sentence for word in ("help", "hurt", "clear"))
+
+
+def test_the_controls_are_compared_with_the_same_classifier_on_pixels_and_named_by_what_they_add():
+    summary = _summary(VAL, MEAN, STD)
+    extra = [summary[summary["model"] == base].assign(model=model)
+             for model, base in (("random-lr", "lr"), ("pca-lr", "lr"), ("pre-fnn", "fnn"))]
+    effect = results.feature_effect(pd.concat([summary, *extra], ignore_index=True)).set_index("Model")
+    assert list(effect.index) == ["rbm-lr", "rbm-fnn", "random-lr", "pca-lr", "pre-fnn"]
+    assert effect.loc["random-lr", "What it adds"] == "random features"
+    assert effect.loc["pca-lr", "What it adds"] == "PCA features"
+    assert effect.loc["pre-fnn", "Classifier"] == "Feed-forward network"
+    assert effect.loc["pre-fnn", "What it adds"] == "an RBM-initialised hidden layer"
+    assert effect.loc["random-lr", "Difference (points)"] == pytest.approx(0.0)
 
 
 def test_the_per_class_f1_axis_starts_at_zero():

@@ -46,13 +46,13 @@ FEW = dataclasses.replace(
 
 def test_a_balanced_subset_has_n_of_each_class_is_seeded_and_nested():
     y = np.repeat(np.arange(3), [7, 9, 11])
-    picked = fl.balanced_subset(y, 4, random_state=0)
+    picked = data.pick_per_class(y, 4, random_state=0)
     assert np.bincount(y[picked]).tolist() == [4, 4, 4] and len(set(picked)) == 12
-    assert np.array_equal(picked, fl.balanced_subset(y, 4, random_state=0))
-    assert not np.array_equal(picked, fl.balanced_subset(y, 4, random_state=1))
-    assert set(fl.balanced_subset(y, 2, random_state=0)) <= set(picked)  # nested: the same images first
-    with pytest.raises(ValueError, match="class 0 has 7 rows, fewer than the 8 asked for"):
-        fl.balanced_subset(y, 8, random_state=0)
+    assert np.array_equal(picked, data.pick_per_class(y, 4, random_state=0))
+    assert not np.array_equal(picked, data.pick_per_class(y, 4, random_state=1))
+    assert set(data.pick_per_class(y, 2, random_state=0)) <= set(picked)  # nested: the same images first
+    with pytest.raises(ValueError, match="class 0 has 7 examples; 8 requested"):
+        data.pick_per_class(y, 8, random_state=0)
 
 
 def test_the_C_grid_spans_the_protocols_range_one_point_per_decade():
@@ -134,8 +134,8 @@ def _few_looks():
 def test_the_subsets_of_train_and_val_are_disjoint(fashion_mnist):
     X, y = data.load_split("train", subset=FEW.train_subset)
     X_val, y_val = data.load_split("val", subset=FEW.val_subset)
-    train = {row.tobytes() for row in X[fl.balanced_subset(y, 5, 0)]}
-    val = {row.tobytes() for row in X_val[fl.balanced_subset(y_val, 5, 0)]}
+    train = {row.tobytes() for row in X[data.pick_per_class(y, 5, random_state=0)]}
+    val = {row.tobytes() for row in X_val[data.pick_per_class(y_val, 5, random_state=0)]}
     assert len(train) == len(val) == 50 and not train & val
 
 
@@ -194,7 +194,7 @@ def test_end_to_end_every_look_is_in_the_ledger_once_and_the_rbm_is_the_evaluati
     pixels = rows.query("model == 'lr' and labels_per_class == 5 and seed == 1").iloc[0]
     X, y = data.load_split("train", subset=FEW.train_subset)
     X_test, y_test = data.load_split("test", subset=FEW.test_subset)
-    picked = fl.balanced_subset(y, 5, 1)
+    picked = data.pick_per_class(y, 5, random_state=1)
     clf = LogisticRegression(C=pixels["C"], max_iter=1000).fit(X[picked], y[picked])
     assert metrics.accuracy(y_test, clf.predict(X_test)) == pytest.approx(pixels["test_accuracy"])
 

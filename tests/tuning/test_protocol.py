@@ -104,7 +104,7 @@ def test_natural_limits_two_way_choices_and_the_epoch_cap():
     found = protocol.edges(_best(params, dists, best_epoch=10), _preset_with(space, n_iter={"fnn": 10}), "fnn")
     # dropout 0 cannot be widened, a two-way choice has no edge; the largest batch and the cap are edges.
     assert len(found) == 2
-    assert "best batch_size = 128 is at the upper end of {32, 64, 128}" in found[0]
+    assert "best `batch_size` = 128 is at the upper end of {32, 64, 128}" in found[0]
     assert found[1] == "best epoch 10 is the cap of 10 epochs"
 
 
