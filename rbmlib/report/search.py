@@ -237,7 +237,59 @@ def trials_table(studies: dict[str, optuna.Study]) -> pd.DataFrame:
                      "best validation accuracy": best.value if best else None,
                      "lbfgs converged": _yes_no(best.user_attrs.get("converged")) if best else "",
                      "compute (min)": seconds / 60})
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    table["best trial"] = table["best trial"].astype("Int64")  # a number, blank where no trial is complete
+    return table
+
+
+def best_positions_table(studies: dict[str, optuna.Study], preset) -> pd.DataFrame:
+    """Per model and tuned parameter: the best value, its range, where it lies, and whether that is an edge.
+
+    ``position`` runs from 0 % (the lower end) to 100 % (the upper), on the log
+    scale for a log range (blank for a choice); ``edge`` names the end a best
+    value lies at or within the margin of (``protocol.positions``): the
+    preset's ``edge_margin``, or protocol 2's for a preset without one. A
+    network's best epoch is set against its cap. Studies without a complete
+    trial have no rows.
+    """
+    from rbmlib.tuning import protocol
+    from rbmlib.tuning.presets import PROTOCOL2
+
+    preset = get_preset(preset)
+    margin = preset.edge_margin if preset.edge_margin is not None else PROTOCOL2.edge_margin
+    rows = []
+    for model, study in studies.items():
+        if study is None or not _complete(study):
+            continue
+        for r in protocol.positions(study, preset, model, margin=margin):
+            rows.append({"model": model, "parameter": r["parameter"], "best": _short(r["best"]),
+                         "range": r["range"],
+                         "position": "" if r["position"] is None else f"{100 * r['position']:.0f} %",
+                         "edge": f"{r['edge']} end" if r["edge"] else ""})
+    return pd.DataFrame(rows, columns=["model", "parameter", "best", "range", "position", "edge"])
+
+
+def edges_sentence(table: pd.DataFrame, preset) -> str:
+    """Which best values lie on an edge of their range (from :func:`best_positions_table`), or that none does."""
+    from rbmlib.tuning.presets import PROTOCOL2
+
+    preset = get_preset(preset)
+    margin = preset.edge_margin if preset.edge_margin is not None else PROTOCOL2.edge_margin
+    if table.empty:
+        return "No study has a complete trial yet."
+    on_edge = table[table["edge"] != ""]
+    within = f"within {100 * margin:g} % of its range's width of an end"
+    if on_edge.empty:
+        return (f"No best value of the {table['model'].nunique()} studies lies {within}, "
+                "and no network's best epoch is its cap.")
+    listed = "; ".join(f"{r.model}: {r.parameter} = {r.best} ({r.edge} of {r.range})" for r in on_edge.itertuples())
+    return f"{len(on_edge)} best value(s) lie {within} or at a cap: {listed}."
+
+
+def _short(value) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    return f"{value:,}" if isinstance(value, int) else f"{value:.3g}"
 
 
 def _yes_no(flag) -> str:

@@ -165,6 +165,32 @@ def check_ready(preset, studies: dict) -> str:
     return current
 
 
+def positions(study: optuna.Study, preset, model: str, margin: float | None = None) -> list[dict]:
+    """Where each best value of ``study`` lies in its range, and whether that is an edge.
+
+    One dict per parameter of the best trial: ``parameter``, ``best``, ``range``
+    (as text), ``position`` (0 at the lower end, 1 at the upper, on the log
+    scale for a log range; None for a choice) and ``edge`` ("lower", "upper"
+    or None). A model trained in epochs adds a row for the best epoch against
+    its cap. ``margin`` defaults to ``preset.edge_margin``.
+    """
+    margin = preset.edge_margin if margin is None else margin
+    best = study.best_trial
+    space = space_distributions(preset.spaces[model], preset)
+    rows = []
+    for name, dist in space.items():
+        value = best.params.get(name)
+        if value is None:
+            continue
+        rows.append({"parameter": name, "best": value, "range": _range(dist),
+                     "position": _position(value, dist), "edge": _edge_side(name, value, dist, margin)})
+    if get_model(model).has_epochs:
+        cap, epoch = preset.n_iter[model], best.user_attrs.get("best_epoch", 0)
+        rows.append({"parameter": "best epoch", "best": epoch, "range": f"cap of {cap} epochs",
+                     "position": epoch / cap, "edge": "upper" if epoch >= cap else None})
+    return rows
+
+
 def edges(study: optuna.Study, preset, model: str) -> list[str]:
     """Best values of ``study`` at or near an end of their present range, and a best epoch at its cap.
 
@@ -172,22 +198,22 @@ def edges(study: optuna.Study, preset, model: str) -> list[str]:
     scale for a log range. Unordered and two-valued choices have no edges;
     :data:`NATURAL_LIMITS` are not edges.
     """
-    best = study.best_trial
-    space = space_distributions(preset.spaces[model], preset)
     found = []
-    for name, dist in space.items():
-        value = best.params.get(name)
-        if value is None:
+    for row in positions(study, preset, model):
+        if row["edge"] is None:
             continue
-        side = _edge_side(name, value, dist, preset.edge_margin)
-        if side:
-            found.append(f"best `{name}` = {value:g} is at the {side} end of {_range(dist)}")
-    spec = get_model(model)
-    if spec.has_epochs:
-        cap = preset.n_iter[model]
-        if best.user_attrs.get("best_epoch", 0) >= cap:
-            found.append(f"best epoch {best.user_attrs['best_epoch']} is the cap of {cap} epochs")
+        if row["parameter"] == "best epoch":
+            found.append(f"best epoch {row['best']} is the {row['range']}")
+        else:
+            found.append(f"best `{row['parameter']}` = {row['best']:g} is at the {row['edge']} end of {row['range']}")
     return found
+
+
+def _position(value, dist) -> float | None:
+    if isinstance(dist, CategoricalDistribution):
+        return None
+    scale = math.log if dist.log else (lambda x: x)
+    return (scale(value) - scale(dist.low)) / (scale(dist.high) - scale(dist.low))
 
 
 def _edge_side(name, value, dist, margin) -> str | None:
@@ -200,9 +226,7 @@ def _edge_side(name, value, dist, margin) -> str | None:
         low, high, share = min(numbers), max(numbers), None
         side = "lower" if value == low else "upper" if value == high else None
     else:
-        low, high = dist.low, dist.high
-        scale = math.log if dist.log else (lambda x: x)
-        share = (scale(value) - scale(low)) / (scale(high) - scale(low))
+        low, high, share = dist.low, dist.high, _position(value, dist)
         side = "lower" if share <= margin else "upper" if share >= 1 - margin else None
     if side == "lower" and natural[0] is not None and low <= natural[0]:
         return None

@@ -173,12 +173,14 @@ def pca_lr2(trial: optuna.Trial, preset) -> dict:
 
 
 def random_lr2(trial: optuna.Trial, preset) -> dict:
-    """Control: random sigmoid features of the RBM's widths, then logistic regression.
+    """Control: random sigmoid features of the RBM's widths and wider, then logistic regression.
 
     The weight scale sets how far into the sigmoid's bends the units reach
     (at 1, inputs have a standard deviation of about 0.3 and the map is nearly linear).
     """
-    return {"random__n_components": trial.suggest_int("random__n_components", 256, 8192, log=True),
+    # 256 to 8,192 (the RBM's widths) at first: with 22 trials complete its best sat at 8,063, on the upper
+    # edge (validation only), so the range doubled, as the protocol asks, within the budget.
+    return {"random__n_components": trial.suggest_int("random__n_components", 256, 16384, log=True),
             "random__weight_scale": trial.suggest_float("random__weight_scale", 0.3, 100.0, log=True),
             "clf__C": _log_C(trial, "clf__C")}
 

@@ -203,3 +203,24 @@ def test_committed_executed_copy_is_current(notebook):
     # (protocol 2 extends the paper's: its chapters that read no study need no second run).
     made_with = json.loads(executed.read_text())["metadata"]["rbm-report"]["preset"]
     assert pipeline.load_parameters(made_with).get(notebook.stem, {}) == params
+
+
+def _defaults(notebook) -> dict:
+    cell = next(c for c in _cells(notebook) if "parameters" in c["metadata"].get("tags", []))
+    return {node.targets[0].id: ast.literal_eval(node.value) for node in ast.parse(_python(cell)).body}
+
+
+@pytest.mark.parametrize("preset", pipeline.PRESETS)
+def test_a_panel_per_model_lines_up_with_its_sub_caption_under_every_preset(preset):
+    """The tuning figures list the sub-captions of every protocol-2 model; a preset's models must be
+    their first ones, in order, or a panel would carry another model's caption."""
+    from rbmlib.models import MODELS
+
+    notebook = next(nb for nb in NOTEBOOKS if nb.stem == "04_tuning")
+    models = {**_defaults(notebook), **pipeline.load_parameters(preset).get(notebook.stem, {})}["models"]
+    labels = [MODELS[m].label for m in models]
+    panels = [c for c in _cells(notebook) if "fig-subcap" in _source(c) and "for m in models" in _source(c)]
+    assert len(panels) == 3
+    for cell in panels:
+        subcaps = re.findall(r'^#\|\s+-\s+"(.*)"$', _source(cell), re.M)
+        assert subcaps[:len(labels)] == labels, f"{quarto_label(cell)} under {preset}"

@@ -166,3 +166,30 @@ def test_trials_table_has_a_row_of_zeros_for_a_study_not_there_yet():
     table = search.trials_table({"lr": _study(2), "pre-fnn": None}).set_index("model")
     assert table.loc["pre-fnn", ["complete", "pruned", "failed"]].tolist() == [0, 0, 0]
     assert table.loc["pre-fnn", "compute (min)"] == 0
+    assert table["best trial"].isna()["pre-fnn"] and table.loc["lr", "best trial"] == 1  # an integer, not 1.000
+
+
+def _lr_study(C):
+    study = optuna.create_study(direction="maximize")
+    dists = {"C": FloatDistribution(1e-4, 1e3, log=True)}
+    for c, value in [(C, 0.9), (1.0, 0.5)]:
+        study.add_trial(create_trial(params={"C": c}, distributions=dists, value=value))
+    return study
+
+
+def test_best_positions_place_each_best_value_in_its_range_and_name_the_edges():
+    from rbmlib.tuning.presets import PROTOCOL2
+
+    table = search.best_positions_table({"lr": _lr_study(1e-1), "pca-lr": None}, PROTOCOL2)
+    row = table.set_index("model").loc["lr"]
+    assert row["parameter"] == "C" and row["best"] == "0.1" and row["position"] == "43 %" and row["edge"] == ""
+    assert list(table["model"]) == ["lr"]  # a study not there yet has no rows
+    assert search.edges_sentence(table, PROTOCOL2).startswith("No best value of the 1 studies lies within 3 %")
+    edge = search.best_positions_table({"lr": _lr_study(900.0)}, PROTOCOL2)
+    assert edge.loc[0, "edge"] == "upper end" and edge.loc[0, "position"] == "99 %"
+    assert "lr: C = 900 (upper end of [0.0001, 1000] (log))" in search.edges_sentence(edge, PROTOCOL2)
+
+
+def test_a_preset_without_an_edge_margin_is_judged_by_protocol_2s():
+    table = search.best_positions_table({"lr": _lr_study(9.0)}, PAPER)  # protocol 1's range ends at 10
+    assert table.loc[0, "edge"] == "upper end"
