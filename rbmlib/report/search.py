@@ -262,8 +262,9 @@ def best_positions_table(studies: dict[str, optuna.Study], preset) -> pd.DataFra
         if study is None or not _complete(study):
             continue
         for r in protocol.positions(study, preset, model, margin=margin):
+            dist = r["distribution"]  # described as in the search-space table ("3 to 5", not "[3, 5]")
             rows.append({"model": model, "parameter": r["parameter"], "best": _short(r["best"]),
-                         "range": r["range"],
+                         "range": r["range"] if dist is None else _describe(dist),
                          "position": "" if r["position"] is None else f"{100 * r['position']:.0f} %",
                          "edge": f"{r['edge']} end" if r["edge"] else ""})
     return pd.DataFrame(rows, columns=["model", "parameter", "best", "range", "position", "edge"])

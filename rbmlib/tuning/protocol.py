@@ -169,7 +169,7 @@ def positions(study: optuna.Study, preset, model: str, margin: float | None = No
     """Where each best value of ``study`` lies in its range, and whether that is an edge.
 
     One dict per parameter of the best trial: ``parameter``, ``best``, ``range``
-    (as text), ``position`` (0 at the lower end, 1 at the upper, on the log
+    (as text), ``distribution`` (None for the epoch row), ``position`` (0 at the lower end, 1 at the upper, on the log
     scale for a log range; None for a choice) and ``edge`` ("lower", "upper"
     or None). A model trained in epochs adds a row for the best epoch against
     its cap. ``margin`` defaults to ``preset.edge_margin``.
@@ -182,12 +182,12 @@ def positions(study: optuna.Study, preset, model: str, margin: float | None = No
         value = best.params.get(name)
         if value is None:
             continue
-        rows.append({"parameter": name, "best": value, "range": _range(dist),
+        rows.append({"parameter": name, "best": value, "range": _range(dist), "distribution": dist,
                      "position": _position(value, dist), "edge": _edge_side(name, value, dist, margin)})
     if get_model(model).has_epochs:
         cap, epoch = preset.n_iter[model], best.user_attrs.get("best_epoch", 0)
         rows.append({"parameter": "best epoch", "best": epoch, "range": f"cap of {cap} epochs",
-                     "position": epoch / cap, "edge": "upper" if epoch >= cap else None})
+                     "distribution": None, "position": epoch / cap, "edge": "upper" if epoch >= cap else None})
     return rows
 
 

@@ -46,7 +46,9 @@ def _project_files() -> set[str]:
     """The project's files that rendering reads: the article, the configuration and what it names."""
     config = _config()
     css = config["format"]["html"].get("css", [])
-    named = [config.get("bibliography"), config.get("csl"), *config.get("filters", []),
+    # A filter is a path, or a mapping with its path and the stage it runs at.
+    filters = [f["path"] if isinstance(f, dict) else f for f in config.get("filters", [])]
+    named = [config.get("bibliography"), config.get("csl"), *filters,
              *([css] if isinstance(css, str) else css), *config["manuscript"].get("environment", [])]
     # Quarto reads _variables.yml by its name: the numbers of {{< var name >}}.
     return {"_quarto.yml", "index.qmd", VARIABLES_FILE, *(name for name in named if name)}

@@ -187,7 +187,7 @@ def test_best_positions_place_each_best_value_in_its_range_and_name_the_edges():
     assert search.edges_sentence(table, PROTOCOL2).startswith("No best value of the 1 studies lies within 3 %")
     edge = search.best_positions_table({"lr": _lr_study(900.0)}, PROTOCOL2)
     assert edge.loc[0, "edge"] == "upper end" and edge.loc[0, "position"] == "99 %"
-    assert "lr: C = 900 (upper end of [0.0001, 1000] (log))" in search.edges_sentence(edge, PROTOCOL2)
+    assert "lr: C = 900 (upper end of 0.0001 to 1000 (log))" in search.edges_sentence(edge, PROTOCOL2)
 
 
 def test_a_preset_without_an_edge_margin_is_judged_by_protocol_2s():
