@@ -253,17 +253,16 @@ def best_positions_table(studies: dict[str, optuna.Study], preset) -> pd.DataFra
     trial have no rows.
     """
     from rbmlib.tuning import protocol
-    from rbmlib.tuning.presets import PROTOCOL2
 
     preset = get_preset(preset)
-    margin = preset.edge_margin if preset.edge_margin is not None else PROTOCOL2.edge_margin
+    margin = _edge_margin(preset)
     rows = []
     for model, study in studies.items():
         if study is None or not _complete(study):
             continue
         for r in protocol.positions(study, preset, model, margin=margin):
             dist = r["distribution"]  # described as in the search-space table ("3 to 5", not "[3, 5]")
-            rows.append({"model": model, "parameter": r["parameter"], "best": _short(r["best"]),
+            rows.append({"model": model, "parameter": r["parameter"], "best": _value_text(r["best"]),
                          "range": r["range"] if dist is None else _describe(dist),
                          "position": "" if r["position"] is None else f"{100 * r['position']:.0f} %",
                          "edge": f"{r['edge']} end" if r["edge"] else ""})
@@ -272,10 +271,7 @@ def best_positions_table(studies: dict[str, optuna.Study], preset) -> pd.DataFra
 
 def edges_sentence(table: pd.DataFrame, preset) -> str:
     """Which best values lie on an edge of their range (from :func:`best_positions_table`), or that none does."""
-    from rbmlib.tuning.presets import PROTOCOL2
-
-    preset = get_preset(preset)
-    margin = preset.edge_margin if preset.edge_margin is not None else PROTOCOL2.edge_margin
+    margin = _edge_margin(get_preset(preset))
     if table.empty:
         return "No study has a complete trial yet."
     on_edge = table[table["edge"] != ""]
@@ -287,7 +283,15 @@ def edges_sentence(table: pd.DataFrame, preset) -> str:
     return f"{len(on_edge)} best value(s) lie {within} or at a cap: {listed}."
 
 
-def _short(value) -> str:
+def _edge_margin(preset) -> float:
+    """The preset's edge margin, or protocol 2's for a preset without one (protocol 1 judged by it)."""
+    from rbmlib.tuning.presets import PROTOCOL2
+
+    return preset.edge_margin if preset.edge_margin is not None else PROTOCOL2.edge_margin
+
+
+def _value_text(value) -> str:
+    """A best value in a table: ``4,310``, ``0.053``, ``True``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return str(value)
     return f"{value:,}" if isinstance(value, int) else f"{value:.3g}"
