@@ -65,7 +65,7 @@ def verdict(record: dict, n_comparisons: int = len(COMPARISONS)) -> str:
 
 
 def caveats(study, preset, model: str) -> list[str]:
-    """Why ``model``'s verdicts need a caveat: best values on an edge, an lbfgs that did not converge.
+    """Why ``model``'s verdicts need a caveat: best values on an edge or at a resource limit, an lbfgs that did not converge.
 
     The paper preset predates the edge check (``edge_margin`` None); its
     studies are held to protocol 2's margin, the project's one definition of
@@ -76,7 +76,7 @@ def caveats(study, preset, model: str) -> list[str]:
     preset = get_preset(preset)
     if preset.edge_margin is None:
         preset = dataclasses.replace(preset, edge_margin=PROTOCOL2.edge_margin)
-    found = protocol.edges(study, preset, model)
+    found = protocol.edges(study, preset, model) + protocol.resource_limited(study, preset, model)
     if study.best_trial.user_attrs.get("converged") is False:
         found.append(f"lbfgs of the best trial (trial {study.best_trial.number}) did not converge")
     return found
@@ -182,7 +182,8 @@ def rule_sentence(n_comparisons: int = len(COMPARISONS)) -> str:
             f"{ALPHA / n_comparisons:g} (Bonferroni over the {n_comparisons}); the second model is declared "
             f"better under the mirror-image conditions, and otherwise there is no detectable difference. "
             f"A verdict carries a caveat when either model's study ended with a best value on an edge of "
-            f"its range or a best epoch at its cap, or when its best logistic regression did not converge.")
+            f"its range (or at a resource limit that the protocol states) or a best epoch at its cap, or "
+            f"when its best logistic regression did not converge.")
 
 
 def paired_sentence(comparisons: pd.DataFrame) -> str:

@@ -1,10 +1,12 @@
 """Figures and tables of a study, drawn with Optuna's matplotlib plots (the slices here).
 
-The tuning notebook calls these once per model; each returns one matplotlib
-figure titled with the model, so a labelled cell can show one figure per model.
-The notebook stacks a kind's five figures, one per study, as the panels of one
-figure, which the PDF must fit on one page: each figure is therefore a strip
-of :data:`STRIP` inches, whatever the number of parameters it shows.
+The tuning notebook calls these once per model (:func:`panels`); each returns
+one matplotlib figure titled with the model, so a labelled cell can show one
+figure per model. The notebook stacks a kind's figures as the panels of one
+figure, the original study's five models in one and protocol 2's three
+controls in another, which the PDF must fit on one page: each figure is
+therefore a strip of :data:`STRIP` inches, whatever the number of parameters
+it shows (two strips for the slices of many parameters).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullLocator
 from optuna.trial import TrialState
 
+from rbmlib.models import MODELS
 from rbmlib.report.plots import untangle_xticks
 from rbmlib.tuning.presets import get_preset
 from rbmlib.tuning.protocol import space_distributions
@@ -31,6 +34,8 @@ _PLOTS = optuna.visualization.matplotlib
 #: strips this tall, with their sub-captions and the caption, fit the text of
 #: the PDF's A4 page (margins in _quarto.yml), and in HTML they stay short.
 STRIP = (6.5, 1.15)
+#: The most slices that share one strip's row; more take two rows.
+SLICES_PER_ROW = 7
 _TICK_SIZE = 7
 _LABEL_SIZE = 7.5
 _TITLE_SIZE = 8
@@ -44,8 +49,8 @@ def _strip_style():
         yield
 
 
-def _figure(ax, title: str) -> Figure:
-    """The figure of ``ax`` as a :data:`STRIP` titled ``title``, with small print throughout.
+def _figure(ax, title: str, *, n_rows: int = 1) -> Figure:
+    """The figure of ``ax`` as a :data:`STRIP` (``n_rows`` strips tall) titled ``title``, with small print.
 
     Called inside :func:`_strip_style`. Optuna's generic titles ("Slice Plot",
     "Hyperparameter Importances", ...) are dropped; constrained layout keeps
@@ -64,7 +69,7 @@ def _figure(ax, title: str) -> Figure:
         if each.get_legend() is not None:
             for text in each.get_legend().get_texts():
                 text.set_fontsize(_TICK_SIZE)
-    fig.set_size_inches(*STRIP)
+    fig.set_size_inches(STRIP[0], STRIP[1] * n_rows)
     fig.set_layout_engine("constrained", h_pad=0.01, w_pad=0.02)
     fig.suptitle(title, fontsize=_TITLE_SIZE)
     fig.draw_without_rendering()
@@ -102,6 +107,17 @@ def read_studies(models, preset) -> dict:
     return studies
 
 
+def panels(draw, studies: dict, models, **kwargs) -> list[Figure]:
+    """``draw(study, label, **kwargs)`` for each of ``models``: the panels of one tuning figure.
+
+    With no models (protocol 1 has no controls) one strip says so, so that the
+    figure's cell still draws a figure.
+    """
+    if not models:
+        return [_say("Controls", "this protocol has none")]
+    return [draw(studies.get(m), MODELS[m].label, **kwargs) for m in models]
+
+
 def _say(title: str, text: str) -> Figure:
     """A :data:`STRIP` that says why it has nothing to draw, so a cell keeps one figure per model."""
     with _strip_style():
@@ -128,30 +144,36 @@ def slices(study: optuna.Study, title: str) -> Figure:
     """Validation accuracy against each hyperparameter: one panel per parameter, side by side.
 
     Drawn here rather than with Optuna's ``plot_slice``, whose panels keep
-    their width as parameters are added, so that up to seven parameters share
-    one :data:`STRIP` in Optuna's style: each panel is named above it, a
-    log-scaled parameter is drawn on a log axis, a categorical one at evenly
-    spaced positions, each with a few short tick labels, and the colour of a
-    point is its trial's number.
+    their width as parameters are added, so that up to :data:`SLICES_PER_ROW`
+    parameters share one :data:`STRIP` in Optuna's style: each panel is named
+    above it, a log-scaled parameter is drawn on a log axis, a categorical one
+    at evenly spaced positions, each with a few short tick labels, and the
+    colour of a point is its trial's number. More parameters take two strips'
+    height, in two rows.
     """
     complete = _complete(study)
     names = sorted({name for t in complete for name in t.params})
     if not names:
         return _say(title, "no study yet" if study is None else "no complete trial yet")
+    n_rows = 1 if len(names) <= SLICES_PER_ROW else 2
+    n_cols = -(-len(names) // n_rows)
     with _strip_style(), plt.style.context("ggplot"):
-        fig, axes = plt.subplots(1, len(names), sharey=True, squeeze=False)
-        axes = list(axes[0])
-        n_ticks = 3 if len(names) > 3 else 5
+        fig, grid = plt.subplots(n_rows, n_cols, sharey=True, squeeze=False)
+        axes = list(grid.flat)
+        for spare in axes[len(names):]:  # an odd number in two rows leaves the last place empty
+            spare.set_visible(False)
+        n_ticks = 3 if n_cols > 3 else 5
         last = max(t.number for t in complete)
         for ax, name in zip(axes, names):
             trials = [t for t in complete if name in t.params]
             x = _slice_axis(ax, trials[-1].distributions[name], [t.params[name] for t in trials], n_ticks)
             points = ax.scatter(x, [t.value for t in trials], c=[t.number for t in trials], cmap="Blues",
                                 vmin=0, vmax=max(last, 1), edgecolors="grey", linewidths=0.5, s=14)
-            ax.set_title(name.replace("__", "__\n") if len(names) > 4 else name, fontsize=_TICK_SIZE)
-        axes[0].set_ylabel("validation\naccuracy")
-        fig.colorbar(points, ax=axes, label="trial", pad=0.01, aspect=12)
-        return untangle_xticks(_figure(axes[0], title))
+            ax.set_title(name.replace("__", "__\n") if n_cols > 4 else name, fontsize=_TICK_SIZE)
+        for row in grid:
+            row[0].set_ylabel("validation\naccuracy")
+        fig.colorbar(points, ax=axes[:len(names)], label="trial", pad=0.01, aspect=12 * n_rows)
+        return untangle_xticks(_figure(axes[0], title, n_rows=n_rows))
 
 
 def _slice_axis(ax, dist, values, n_ticks: int) -> list:
@@ -248,9 +270,10 @@ def best_positions_table(studies: dict[str, optuna.Study], preset) -> pd.DataFra
     ``position`` runs from 0 % (the lower end) to 100 % (the upper), on the log
     scale for a log range (blank for a choice); ``edge`` names the end a best
     value lies at or within the margin of (``protocol.positions``): the
-    preset's ``edge_margin``, or protocol 2's for a preset without one. A
-    network's best epoch is set against its cap. Studies without a complete
-    trial have no rows.
+    preset's ``edge_margin``, or protocol 2's for a preset without one, with
+    "(resource limit)" where the preset states that end as one. A network's
+    best epoch is set against its cap. Studies without a complete trial have
+    no rows.
     """
     from rbmlib.tuning import protocol
 
@@ -265,7 +288,8 @@ def best_positions_table(studies: dict[str, optuna.Study], preset) -> pd.DataFra
             rows.append({"model": model, "parameter": r["parameter"], "best": _value_text(r["best"]),
                          "range": r["range"] if dist is None else _describe(dist),
                          "position": "" if r["position"] is None else f"{100 * r['position']:.0f} %",
-                         "edge": f"{r['edge']} end" if r["edge"] else ""})
+                         "edge": (f"{r['edge']} end" + (" (resource limit)" if r["limit"] else ""))
+                                 if r["edge"] else ""})
     return pd.DataFrame(rows, columns=["model", "parameter", "best", "range", "position", "edge"])
 
 
@@ -280,7 +304,10 @@ def edges_sentence(table: pd.DataFrame, preset) -> str:
         return (f"No best value of the {table['model'].nunique()} studies lies {within}, "
                 "and no network's best epoch is its cap.")
     listed = "; ".join(f"{r.model}: {r.parameter} = {r.best} ({r.edge} of {r.range})" for r in on_edge.itertuples())
-    return f"{len(on_edge)} best value(s) lie {within} or at a cap: {listed}."
+    limited = on_edge["edge"].str.contains("resource limit").sum()
+    stated = (f" {'That one is' if limited == 1 else f'{limited} of them are'} at a resource limit "
+              "that the protocol states: not widened, and a caveat of the model's verdicts.") if limited else ""
+    return f"{len(on_edge)} best value(s) lie {within} or at a cap: {listed}.{stated}"
 
 
 def _edge_margin(preset) -> float:

@@ -14,7 +14,10 @@ The locks, each a one-line refusal:
   of the protocol has its budget (finished and complete trials), was tuned
   under the protocol as the code states it now, and has no best value on an
   edge of its range (:func:`edges`) nor a best epoch at its cap. So no test score
-  is seen while any model may still change.
+  is seen while any model may still change. An edge that the protocol states
+  as a resource limit (the preset's ``resource_limits``, stated before the
+  studies end) does not hold the look up; it becomes a caveat of the model's
+  verdicts (:func:`resource_limited`).
 * A second look at the same (protocol, model, seed) is refused by the ledger
   (:func:`rbmlib.tuning.ledger.check_unscored`).
 
@@ -95,17 +98,21 @@ def digest(preset) -> str:
 
 # ----------------------------------------------------------------------------- locks
 
+def is_open(preset) -> bool:
+    """Whether ``preset`` may still change: not pre-registered, or without a test look yet."""
+    return not preset.preregistered or not len(ledger.read(preset.name))
+
+
 def check_open(preset) -> None:
     """Refuse to tune a pre-registered protocol that has looked at the test set."""
-    if not preset.preregistered:
+    if is_open(preset):
         return
     looks = ledger.read(preset.name)
-    if len(looks):
-        raise ProtocolLockedError(
-            f"The {preset.name} protocol was scored on the test split ({len(looks)} looks, the first "
-            f"on {str(looks['time'].iloc[0])[:10]}): its studies are closed, so that no test score can "
-            "steer them. To tune more or differently, define a new preset (a new protocol) in "
-            "rbmlib/tuning/presets.py.")
+    raise ProtocolLockedError(
+        f"The {preset.name} protocol was scored on the test split ({len(looks)} looks, the first "
+        f"on {str(looks['time'].iloc[0])[:10]}): its studies are closed, so that no test score can "
+        "steer them. To tune more or differently, define a new preset (a new protocol) in "
+        "rbmlib/tuning/presets.py.")
 
 
 def record_digest(study: optuna.Study, preset) -> str:
@@ -169,10 +176,12 @@ def positions(study: optuna.Study, preset, model: str, margin: float | None = No
     """Where each best value of ``study`` lies in its range, and whether that is an edge.
 
     One dict per parameter of the best trial: ``parameter``, ``best``, ``range``
-    (as text), ``distribution`` (None for the epoch row), ``position`` (0 at the lower end, 1 at the upper, on the log
-    scale for a log range; None for a choice) and ``edge`` ("lower", "upper"
-    or None). A model trained in epochs adds a row for the best epoch against
-    its cap. ``margin`` defaults to ``preset.edge_margin``.
+    (as text), ``distribution`` (None for the epoch row), ``position`` (0 at the
+    lower end, 1 at the upper, on the log scale for a log range; None for a
+    choice), ``edge`` ("lower", "upper" or None) and ``limit`` (True where that
+    edge is one of the preset's ``resource_limits``). A model trained in epochs
+    adds a row for the best epoch against its cap. ``margin`` defaults to
+    ``preset.edge_margin``.
     """
     margin = preset.edge_margin if margin is None else margin
     best = study.best_trial
@@ -182,12 +191,15 @@ def positions(study: optuna.Study, preset, model: str, margin: float | None = No
         value = best.params.get(name)
         if value is None:
             continue
+        side = _edge_side(name, value, dist, margin, NATURAL_LIMITS)
         rows.append({"parameter": name, "best": value, "range": _range(dist), "distribution": dist,
-                     "position": _position(value, dist), "edge": _edge_side(name, value, dist, margin)})
+                     "position": _position(value, dist), "edge": side,
+                     "limit": side is not None and _edge_side(name, value, dist, margin, preset.resource_limits) is None})
     if get_model(model).has_epochs:
         cap, epoch = preset.n_iter[model], best.user_attrs.get("best_epoch", 0)
         rows.append({"parameter": "best epoch", "best": epoch, "range": f"cap of {cap} epochs",
-                     "distribution": None, "position": epoch / cap, "edge": "upper" if epoch >= cap else None})
+                     "distribution": None, "position": epoch / cap, "edge": "upper" if epoch >= cap else None,
+                     "limit": False})
     return rows
 
 
@@ -196,17 +208,24 @@ def edges(study: optuna.Study, preset, model: str) -> list[str]:
 
     Near: within ``preset.edge_margin`` of the range's width, measured on the log
     scale for a log range. Unordered and two-valued choices have no edges;
-    :data:`NATURAL_LIMITS` are not edges.
+    :data:`NATURAL_LIMITS` are not edges, nor are the preset's
+    ``resource_limits`` (:func:`resource_limited` lists those).
     """
     found = []
     for row in positions(study, preset, model):
-        if row["edge"] is None:
+        if row["edge"] is None or row["limit"]:
             continue
         if row["parameter"] == "best epoch":
             found.append(f"best epoch {row['best']} is the {row['range']}")
         else:
             found.append(f"best `{row['parameter']}` = {row['best']:g} is at the {row['edge']} end of {row['range']}")
     return found
+
+
+def resource_limited(study: optuna.Study, preset, model: str) -> list[str]:
+    """Best values of ``study`` at one of the preset's ``resource_limits``: the model might do better past it."""
+    return [f"best `{row['parameter']}` = {row['best']:g} is at the resource limit, the {row['edge']} "
+            f"end of {row['range']}" for row in positions(study, preset, model) if row["limit"]]
 
 
 def _position(value, dist) -> float | None:
@@ -216,9 +235,10 @@ def _position(value, dist) -> float | None:
     return (scale(value) - scale(dist.low)) / (scale(dist.high) - scale(dist.low))
 
 
-def _edge_side(name, value, dist, margin) -> str | None:
-    natural = next((limits for key, limits in NATURAL_LIMITS.items()
-                    if name == key or name.endswith("__" + key)), (None, None))
+def _edge_side(name, value, dist, margin, limits) -> str | None:
+    """The end of ``dist`` that ``value`` is at or near, unless ``limits`` (see :data:`NATURAL_LIMITS`) mark it."""
+    limit = next((ends for key, ends in limits.items()
+                  if name == key or name.endswith("__" + key)), (None, None))
     if isinstance(dist, CategoricalDistribution):
         numbers = [c for c in dist.choices if isinstance(c, (int, float)) and not isinstance(c, bool)]
         if len(numbers) < 3 or len(numbers) != len(dist.choices):
@@ -228,9 +248,9 @@ def _edge_side(name, value, dist, margin) -> str | None:
     else:
         low, high, share = dist.low, dist.high, _position(value, dist)
         side = "lower" if share <= margin else "upper" if share >= 1 - margin else None
-    if side == "lower" and natural[0] is not None and low <= natural[0]:
+    if side == "lower" and limit[0] is not None and low <= limit[0]:
         return None
-    if side == "upper" and natural[1] is not None and high >= natural[1]:
+    if side == "upper" and limit[1] is not None and high >= limit[1]:
         return None
     return side
 

@@ -290,6 +290,10 @@ def tune(model: str, preset, *, n_trials: int | None = None, storage: str | None
     log_unlogged(study, logger)
     remaining = target - n_finished(study)
     if remaining <= 0:
+        if preset.preregistered and protocol.is_open(preset):
+            # A change to another model's range changes the whole protocol's digest: recorded
+            # here too (from this study's last trial on), so the finished study passes check_ready.
+            protocol.record_digest(study, preset)
         return study
     protocol.check_open(preset)  # no trial after a test look
     protocol.record_digest(study, preset)

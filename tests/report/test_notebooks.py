@@ -212,15 +212,19 @@ def _defaults(notebook) -> dict:
 
 @pytest.mark.parametrize("preset", pipeline.PRESETS)
 def test_a_panel_per_model_lines_up_with_its_sub_caption_under_every_preset(preset):
-    """The tuning figures list the sub-captions of every protocol-2 model; a preset's models must be
+    """Each tuning figure comes twice, for the original study's models and for protocol 2's
+    controls, with the sub-captions of every such model of protocol 2; a preset's models must be
     their first ones, in order, or a panel would carry another model's caption."""
     from rbmlib.models import MODELS
 
     notebook = next(nb for nb in NOTEBOOKS if nb.stem == "04_tuning")
     models = {**_defaults(notebook), **pipeline.load_parameters(preset).get(notebook.stem, {})}["models"]
-    labels = [MODELS[m].label for m in models]
-    panels = [c for c in _cells(notebook) if "fig-subcap" in _source(c) and "for m in models" in _source(c)]
-    assert len(panels) == 3
+    groups = {"compared": [m for m in models if not MODELS[m].control],
+              "controls": [m for m in models if MODELS[m].control]}
+    panels = [c for c in _cells(notebook) if "fig-subcap" in _source(c) and "search.panels(" in _source(c)]
+    assert len(panels) == 6
     for cell in panels:
+        group = re.search(r"search\.panels\([\w.]+, studies, (\w+)", _source(cell))[1]
+        labels = [MODELS[m].label for m in groups[group]]
         subcaps = re.findall(r'^#\|\s+-\s+"(.*)"$', _source(cell), re.M)
         assert subcaps[:len(labels)] == labels, f"{quarto_label(cell)} under {preset}"

@@ -1,5 +1,7 @@
 """rbmlib.report.search: Optuna's plots titled per model, and the search-space and trial tables."""
 
+import dataclasses
+
 import optuna
 import pytest
 from optuna.distributions import FloatDistribution, IntDistribution
@@ -101,6 +103,30 @@ def test_slice_tick_labels_never_overlap():
             assert a.x1 <= b.x0 or b.x1 <= a.x0 or a.y1 <= b.y0 or b.y1 <= a.y0, "two tick labels overlap"
 
 
+def test_slices_of_more_parameters_than_a_row_holds_take_two_rows():
+    study = _crowded_study()
+    extra = {"clf__dropout": FloatDistribution(0.0, 0.5), "clf__weight_decay": FloatDistribution(1e-6, 1e-2, log=True)}
+    wide = optuna.create_study(direction="maximize")
+    for t in study.trials:
+        wide.add_trial(create_trial(params={**t.params, "clf__dropout": 0.1, "clf__weight_decay": 1e-4},
+                                    distributions={**t.distributions, **extra}, value=t.value))
+    assert len(wide.best_params) == 9 > search.SLICES_PER_ROW
+    fig = search.slices(wide, "nine")
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>"]
+    assert len(panels) == 9 and tuple(fig.get_size_inches()) == (search.STRIP[0], 2 * search.STRIP[1])
+    assert len({round(ax.get_position().y0, 3) for ax in panels}) == 2  # two rows
+    assert tuple(search.slices(study, "seven").get_size_inches()) == search.STRIP  # seven share one strip
+
+
+def test_panels_draw_one_strip_per_model_or_say_there_are_none():
+    figures = search.panels(search.history, {"lr": _study(2)}, ["lr", "pca-lr"])
+    assert [f.texts[0].get_text() for f in figures] == ["Logistic regression (pixels)",
+                                                         "Logistic regression on PCA features"]
+    assert figures[1].axes[0].texts[0].get_text() == "no study yet"
+    (none,) = search.panels(search.history, {}, [])
+    assert none.axes[0].texts[0].get_text() == "this protocol has none"
+
+
 def _network_study():
     """Two complete trials (trial 1 the best, its best epoch 3) and one pruned at epoch 2."""
     study = optuna.create_study(direction="maximize")
@@ -188,6 +214,10 @@ def test_best_positions_place_each_best_value_in_its_range_and_name_the_edges():
     edge = search.best_positions_table({"lr": _lr_study(900.0)}, PROTOCOL2)
     assert edge.loc[0, "edge"] == "upper end" and edge.loc[0, "position"] == "99 %"
     assert "lr: C = 900 (upper end of 0.0001 to 1000 (log))" in search.edges_sentence(edge, PROTOCOL2)
+    stated = dataclasses.replace(PROTOCOL2, resource_limits={"C": (None, 1e3)})
+    limited = search.best_positions_table({"lr": _lr_study(900.0)}, stated)
+    assert limited.loc[0, "edge"] == "upper end (resource limit)"
+    assert "That one is at a resource limit that the protocol states" in search.edges_sentence(limited, stated)
 
 
 def test_a_preset_without_an_edge_margin_is_judged_by_protocol_2s():

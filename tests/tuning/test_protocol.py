@@ -108,6 +108,22 @@ def test_natural_limits_two_way_choices_and_the_epoch_cap():
     assert found[1] == "best epoch 10 is the cap of 10 epochs"
 
 
+def test_a_stated_resource_limit_is_a_caveat_not_an_edge():
+    space = lambda trial, preset: {"random__n_components": trial.suggest_int("random__n_components", 256, 32768, log=True)}  # noqa: E731
+    dist = {"random__n_components": IntDistribution(256, 32768, log=True)}
+    study = _best({"random__n_components": 32000}, dist, best_epoch=1)
+    open_ended = _preset_with(space, n_iter={"fnn": 10})
+    limited = _preset_with(space, n_iter={"fnn": 10}, resource_limits={"random__n_components": (None, 32768)})
+    assert protocol.edges(study, open_ended, "fnn")  # without the limit: an edge that blocks the look
+    assert protocol.resource_limited(study, open_ended, "fnn") == []
+    assert protocol.edges(study, limited, "fnn") == []
+    assert protocol.resource_limited(study, limited, "fnn") == [
+        "best `random__n_components` = 32000 is at the resource limit, the upper end of [256, 32768] (log)"]
+    middle = _best({"random__n_components": 4096}, dist, best_epoch=1)
+    assert protocol.resource_limited(middle, limited, "fnn") == []  # a limit only matters when reached
+    assert protocol.digest(limited) != protocol.digest(open_ended)  # part of the protocol
+
+
 # ----------------------------------------------------------------------------- locks
 
 def test_check_ready_names_every_study_that_is_not_finished():
@@ -165,6 +181,11 @@ def test_the_locks_of_a_preregistered_protocol_end_to_end(fresh_mlflow_db, fashi
     assert not paths.test_ledger(LOCKED.name).exists()
     tune("pca-lr", LOCKED, show_progress_bar=False)
     assert load_study("pca-lr", LOCKED).user_attrs["protocol_digest"] == protocol.digest(LOCKED)
+    restated = dataclasses.replace(LOCKED, resource_limits={"C": (None, 1e4)})
+    tune("lr", restated, show_progress_bar=False)  # at its budget: no trial, but the change is recorded
+    history = load_study("lr", restated).user_attrs["protocol_digests"]
+    assert history[-1] == {"digest": protocol.digest(restated), "from_trial": 2}
+    tune("lr", LOCKED, show_progress_bar=False)  # and so is the change back
 
     evaluate(["lr", "pca-lr"], LOCKED, seeds=[0])
     looks = ledger.read(LOCKED.name)
