@@ -34,8 +34,11 @@ _PLOTS = optuna.visualization.matplotlib
 #: strips this tall, with their sub-captions and the caption, fit the text of
 #: the PDF's A4 page (margins in _quarto.yml), and in HTML they stay short.
 STRIP = (6.5, 1.15)
-#: The most slices that share one strip's row; more take two rows.
+#: The most slices that share one strip's row; more take two rows, in a figure
+#: this much of a strip taller (a little less than two strips, so that the five
+#: models' slices, one of them in two rows, still fit the page).
 SLICES_PER_ROW = 7
+SECOND_ROW = 0.8
 _TICK_SIZE = 7
 _LABEL_SIZE = 7.5
 _TITLE_SIZE = 8
@@ -69,7 +72,7 @@ def _figure(ax, title: str, *, n_rows: int = 1) -> Figure:
         if each.get_legend() is not None:
             for text in each.get_legend().get_texts():
                 text.set_fontsize(_TICK_SIZE)
-    fig.set_size_inches(STRIP[0], STRIP[1] * n_rows)
+    fig.set_size_inches(STRIP[0], STRIP[1] * (1 + SECOND_ROW * (n_rows - 1)))
     fig.set_layout_engine("constrained", h_pad=0.01, w_pad=0.02)
     fig.suptitle(title, fontsize=_TITLE_SIZE)
     fig.draw_without_rendering()

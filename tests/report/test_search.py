@@ -113,7 +113,7 @@ def test_slices_of_more_parameters_than_a_row_holds_take_two_rows():
     assert len(wide.best_params) == 9 > search.SLICES_PER_ROW
     fig = search.slices(wide, "nine")
     panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>"]
-    assert len(panels) == 9 and tuple(fig.get_size_inches()) == (search.STRIP[0], 2 * search.STRIP[1])
+    assert len(panels) == 9 and tuple(fig.get_size_inches()) == (search.STRIP[0], (1 + search.SECOND_ROW) * search.STRIP[1])
     assert len({round(ax.get_position().y0, 3) for ax in panels}) == 2  # two rows
     assert tuple(search.slices(study, "seven").get_size_inches()) == search.STRIP  # seven share one strip
 
