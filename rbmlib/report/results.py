@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from rbmlib import data, metrics
+from rbmlib import data, metrics, paths
 from rbmlib.data import CLASS_NAMES
 from rbmlib.models import MODEL_NAMES, MODELS
 from rbmlib.tuning import few_labels, ledger
@@ -116,13 +116,16 @@ def per_class_f1(preset, summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def confusion_figure(preset, summary: pd.DataFrame, model: str) -> Figure:
-    """Confusion matrix of ``model`` on the test set, summed over its seeds, rows normalised to 1."""
+    """Confusion matrix of ``model`` on the test set, summed over its seeds, rows normalised to 1.
+
+    Before ``model`` is scored (a protocol still tuning) the figure says so instead.
+    """
     from sklearn.metrics import ConfusionMatrixDisplay
 
     y_test = test_labels(preset)
     preds = _predictions(preset, summary, model)
     if not preds:
-        raise ValueError(f"No stored test predictions for {model!r}: run `rbmlib evaluate` first.")
+        return _not_scored(f"{MODELS[model].label}: not scored on the test split yet")
     y_true = np.concatenate([y_test] * len(preds))
     y_pred = np.concatenate(list(preds.values()))
     display = ConfusionMatrixDisplay.from_predictions(
@@ -138,6 +141,8 @@ def per_class_f1_figure(f1: pd.DataFrame) -> Figure:
     """Grouped bars: per-class F1 of each model."""
     import matplotlib.pyplot as plt
 
+    if f1.empty or not len(f1.columns):
+        return _not_scored("no model scored on the test split yet")
     fig, ax = plt.subplots(figsize=(9, 4))
     width = 0.8 / max(len(f1.columns), 1)
     x = np.arange(len(f1.index))
@@ -153,11 +158,23 @@ def per_class_f1_figure(f1: pd.DataFrame) -> Figure:
     return fig
 
 
+def _not_scored(text: str) -> Figure:
+    """A one-line figure in place of a test-set figure that has nothing to draw yet (a protocol still tuning)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 1.0))
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center")
+    return fig
+
+
 def seeds_figure(scores: pd.DataFrame) -> Figure:
     """Test accuracy of every refit seed, per model: the spread the table's ± summarises."""
     import matplotlib.pyplot as plt
 
     models = [m for m in MODEL_NAMES if m in set(scores["model"])]
+    if not models:
+        return _not_scored("no model scored on the test split yet")
     fig, ax = plt.subplots(figsize=(7, 3))
     for i, model in enumerate(models):
         acc = scores.loc[scores["model"] == model, "test_accuracy"].to_numpy() * 100
@@ -180,9 +197,10 @@ def feature_effect(summary: pd.DataFrame) -> pd.DataFrame:
     """Per model with a baseline: test accuracy of the classifier on pixels, on what the model adds, the difference.
 
     One row per model of the summary whose ``baseline`` (the same classifier on
-    pixels) is there too, in the registry's order: the RBM pipelines and, in
-    protocol 2, the controls. The difference's uncertainty is the standard
-    error of a difference of two means over independent seeds:
+    pixels) is there too, both scored on the test split, in the registry's
+    order: the RBM pipelines and, in protocol 2, the controls. The difference's
+    uncertainty is the standard error of a difference of two means over
+    independent seeds:
     ``sqrt(s1²/n1 + s2²/n2)``.
     """
     s = summary.set_index("model")
@@ -191,6 +209,8 @@ def feature_effect(summary: pd.DataFrame) -> pd.DataFrame:
         pixels = spec.baseline
         if pixels is None or pixels not in s.index or model not in s.index:
             continue
+        if not (s.loc[pixels, "n_seeds"] > 0 and s.loc[model, "n_seeds"] > 0):
+            continue  # not scored yet (a protocol still tuning)
         a, b = s.loc[pixels], s.loc[model]
         diff = b["test_accuracy_mean"] - a["test_accuracy_mean"]
         se = np.sqrt(np.nansum([a["test_accuracy_std"] ** 2 / a["n_seeds"], b["test_accuracy_std"] ** 2 / b["n_seeds"]]))
@@ -198,7 +218,11 @@ def feature_effect(summary: pd.DataFrame) -> pd.DataFrame:
                      "Pixels (%)": a["test_accuracy_mean"] * 100, "With it (%)": b["test_accuracy_mean"] * 100,
                      "Difference (points)": diff * 100, "Standard error (points)": se * 100,
                      "Pixels macro F1": a["test_macro_f1_mean"], "With it macro F1": b["test_macro_f1_mean"]})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=_EFFECT_COLUMNS)
+
+
+_EFFECT_COLUMNS = ["Model", "Classifier", "What it adds", "Pixels (%)", "With it (%)", "Difference (points)",
+                   "Standard error (points)", "Pixels macro F1", "With it macro F1"]
 
 
 def _effect(diff, se) -> int:
@@ -238,9 +262,11 @@ def headline_sentence(summary: pd.DataFrame) -> str:
     params = json.loads(r["best_params"])
     original = (f"the original study reported {ORIGINAL_STUDY.loc[best, 'accuracy']:.2f}%"
                 if best in ORIGINAL_STUDY.index else "a model the original study did not have")
+    score = (f"with {r['test_accuracy_mean'] * 100:.2f}% test accuracy (mean of {int(r['n_seeds'])} seeds; "
+             f"{original})" if r["n_seeds"] > 0 else
+             f"with {r['best_val_accuracy'] * 100:.2f}% validation accuracy, not scored on the test split yet")
     return (f"Chosen on validation accuracy, the best of the {_count(len(summary))} models is the "
-            f"{_in_sentence(best)}, with {r['test_accuracy_mean'] * 100:.2f}% "
-            f"test accuracy (mean of {int(r['n_seeds'])} seeds; {original}); its tuned parameters are "
+            f"{_in_sentence(best)}, {score}; its tuned parameters are "
             + ", ".join(f"{k} = {_fmt(v)}" for k, v in params.items()) + ".")
 
 
@@ -305,13 +331,53 @@ def conclusion_sentence(summary: pd.DataFrame, comparisons: pd.DataFrame) -> str
     return text
 
 
-def test_looks(preset) -> pd.DataFrame:
-    """Every look at the test split from the ledger, one row per (commit, model, trial, parameters).
+def earlier_results(presets) -> pd.DataFrame:
+    """:func:`results_table` of each earlier protocol, from its committed ``summary.csv``, with a
+    ``Protocol`` column first (empty without ``presets``): what those protocols reported, so that a
+    later paper still shows every test score it saw."""
+    tables = [results_table(pd.read_csv(paths.summary_csv(get_preset(p).name))).assign(Protocol=protocol_label(p))
+              for p in presets]
+    if not tables:
+        return pd.DataFrame(columns=["Protocol"])
+    table = pd.concat(tables, ignore_index=True)
+    return table[["Protocol", *[c for c in table.columns if c != "Protocol"]]]
 
-    Rows are in the order the looks were recorded; ``Seeds`` lists the refits
-    scored together and ``Test accuracy (%)`` is their mean.
+
+def test_looks(presets) -> pd.DataFrame:
+    """Every look at the test split from the ledgers, one row per (commit, model, trial, parameters).
+
+    Parameters
+    ----------
+    presets : str, Preset or list of them
+        The protocols whose ledgers to read, earliest first: a protocol's paper
+        lists the looks of the protocols before it too. With more than one,
+        a ``Protocol`` column comes first.
+
+    Rows are in the order the looks were recorded, protocol by protocol;
+    ``Seeds`` lists the refits scored together, ``Test accuracy (%)`` is their
+    mean and ``Look`` counts the looks at a model within its protocol.
     """
-    looks = ledger.read(get_preset(preset).name)
+    presets = [get_preset(p) for p in ([presets] if isinstance(presets, str) or not
+                                       isinstance(presets, (list, tuple)) else presets)]
+    frames = [_looks(p).assign(Protocol=protocol_label(p)) for p in presets]
+    # An empty frame would turn the trial numbers into floats.
+    table = pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
+    columns = ["Protocol", *_LOOK_COLUMNS] if len(presets) > 1 else _LOOK_COLUMNS
+    return table[columns]
+
+
+_LOOK_COLUMNS = ["Recorded", "Commit", "Model", "Trial", "Seeds", "Test accuracy (%)", "Look"]
+
+
+def protocol_label(preset) -> str:
+    """How the paper names a preset's protocol: its ``label`` ("protocol 1"), else its name."""
+    preset = get_preset(preset)
+    return preset.label or preset.name
+
+
+def _looks(preset) -> pd.DataFrame:
+    """:func:`test_looks` of one protocol."""
+    looks = ledger.read(preset.name)
     looks["first"] = range(len(looks))
     # A few-labels look chooses its own C for each seed: its seeds are one group all the same.
     few = looks["model"].str.startswith(few_labels.LEDGER_PREFIX)
@@ -331,16 +397,29 @@ def test_looks(preset) -> pd.DataFrame:
     })
 
 
-def test_looks_sentence(looks: pd.DataFrame) -> str:
-    """How often each model's test score was looked at, and which models were scored again on other parameters."""
-    if looks.empty:
-        return "The test split has not been scored yet."
+def test_looks_sentence(looks: pd.DataFrame, protocols=None) -> str:
+    """How often each model's test score was looked at, and which models were scored again on other
+    parameters: per protocol when ``looks`` (from :func:`test_looks`) has a ``Protocol`` column,
+    naming each of ``protocols`` (its labels, in order) that has no look yet."""
+    if "Protocol" not in looks:
+        return _looks_sentence(looks, "The ledger holds") if len(looks) else "The test split has not been scored yet."
+    protocols = list(dict.fromkeys(looks["Protocol"])) if protocols is None else list(protocols)
+    parts = []
+    for protocol in protocols:
+        group = looks[looks["Protocol"] == protocol]
+        parts.append(_looks_sentence(group, f"The ledger of {protocol} holds") if len(group)
+                     else f"{protocol[0].upper()}{protocol[1:]} has not scored the test split yet.")
+    return " ".join(parts)
+
+
+def _looks_sentence(looks: pd.DataFrame, opening: str) -> str:
     looks = looks.assign(Model=[MODELS[m].label if m in MODELS else m for m in looks["Model"]])
     per_model = looks.groupby("Model", sort=False)
     again = [m for m, g in per_model if g["Trial"].nunique() > 1]
     repeated = [m for m, g in per_model if len(g) > g["Trial"].nunique()]
     n_fits = sum(len(s.split(", ")) for s in looks["Seeds"])
-    text = (f"The ledger holds {n_fits} scored refits in {len(looks)} groups.")
+    text = (f"{opening} {n_fits} scored refit{'s' * (n_fits != 1)} in {len(looks)} "
+            f"group{'s' * (len(looks) != 1)}.")
     if again:
         text += (f" {_sentence_start(again)} were scored on a second best trial after their first test "
                  "scores had been seen, so their final rows were selected partly on the test set.")

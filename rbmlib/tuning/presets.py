@@ -92,6 +92,8 @@ class Preset:
         that study's best RBMs, already trained (see ``study.warm_start``); 0 turns it off.
     heartbeat_interval : int
         ``RDBStorage(heartbeat_interval=...)``: seconds between heartbeats of a running trial.
+    label : str
+        How the paper names the protocol ("protocol 1"); the name is not part of its digest.
     random_state : int
         ``random_state`` of every model trained during tuning.
     """
@@ -121,6 +123,7 @@ class Preset:
     warm_start_rbms: int = 2
     heartbeat_interval: int = 60
     random_state: int = 0
+    label: str = ""
 
     def __post_init__(self):
         if set(self.spaces) != set(self.n_trials):
@@ -177,6 +180,7 @@ SMOKE = Preset(
     pruner_n_startup_trials=1,
     pruner_n_warmup_steps=1,
     heartbeat_interval=10,
+    label="the smoke test",
 )
 
 # Trial budgets and epochs follow the costs measured on a 2-core CPU (tuning minutes per
@@ -203,6 +207,7 @@ PAPER = Preset(
     sampler_n_startup_trials=4,
     pruner_n_startup_trials=2,
     pruner_n_warmup_steps=3,
+    label="protocol 1",
 )
 
 PROTOCOL2_MODELS = ("lr", "fnn", "cnn", "rbm-lr", "rbm-fnn", "random-lr", "pca-lr", "pre-fnn")
@@ -239,6 +244,7 @@ PROTOCOL2 = Preset(
     # with lbfgs beside them and the other chain's model on the same 24 GiB; the next doubling
     # needs 13 GB for the features alone.
     resource_limits={"random__n_components": (None, 32768)},
+    label="protocol 2",
 )
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (SMOKE, PAPER, PROTOCOL2)}

@@ -41,8 +41,8 @@ from optuna.trial import TrialState
 from rbmlib.models import get_model, model_steps
 from rbmlib.tuning import ledger
 
-#: Fields that say how a run is operated, not what it computes.
-_OPERATIONAL = ("heartbeat_interval",)
+#: Fields that say how a run is operated or named, not what it computes.
+_OPERATIONAL = ("heartbeat_interval", "label")
 
 #: Ends of a range that cannot be widened (a dropout of 0, all 784 components):
 #: a best value there is not a sign of too narrow a range.
@@ -223,7 +223,7 @@ def edges(study: optuna.Study, preset, model: str) -> list[str]:
 
 
 def resource_limited(study: optuna.Study, preset, model: str) -> list[str]:
-    """Best values of ``study`` at one of the preset's ``resource_limits``: the model might do better past it."""
+    """Best values of ``study`` at one of the preset's ``resource_limits``: past it, the model might do better."""
     return [f"best `{row['parameter']}` = {row['best']:g} is at the resource limit, the {row['edge']} "
             f"end of {row['range']}" for row in positions(study, preset, model) if row["limit"]]
 

@@ -9,6 +9,7 @@ import pytest
 from tuning_helpers import TINY
 
 from rbmlib import data, paths
+from rbmlib.data import CLASS_NAMES
 from rbmlib.report import results, tables
 from rbmlib.tuning import ledger
 from rbmlib.models import MODELS
@@ -96,6 +97,19 @@ def test_the_controls_are_compared_with_the_same_classifier_on_pixels_and_named_
     assert effect.loc["random-lr", "Difference (points)"] == pytest.approx(0.0)
 
 
+def test_before_the_test_look_the_sentences_give_validation_only():
+    unscored = _summary(VAL, {m: np.nan for m in MEAN}, {m: np.nan for m in STD}, n_seeds=0)
+    headline = results.headline_sentence(unscored)
+    assert "CNN (pixels), with 92.00% validation accuracy, not scored on the test split yet" in headline
+    assert "nan" not in headline
+    assert results.feature_effect(unscored).empty and "Model" in results.feature_effect(unscored)
+    assert results.feature_effect_sentence(results.feature_effect(unscored)).startswith("No classifier has been")
+    nothing = "no model scored on the test split yet"
+    no_seeds = results.seeds_figure(pd.DataFrame(columns=["model", "seed", "test_accuracy"]))
+    assert no_seeds.axes[0].texts[0].get_text() == nothing
+    assert results.per_class_f1_figure(pd.DataFrame(index=CLASS_NAMES)).axes[0].texts[0].get_text() == nothing
+
+
 def test_the_per_class_f1_axis_starts_at_zero():
     f1 = pd.DataFrame({"lr": np.linspace(0.6, 0.97, 10), "cnn": np.linspace(0.78, 0.99, 10)},
                       index=pd.Index(data.CLASS_NAMES, name="class"))
@@ -123,8 +137,8 @@ def test_per_class_scores_and_confusion_come_from_the_stored_predictions(tmp_pat
     assert "shirt" in results.per_class_sentence(f1).split("easiest")[0]
     fig = results.confusion_figure(TINY, summary, "cnn")
     assert "3 seeds" in fig.axes[0].get_title()
-    with pytest.raises(ValueError, match="No stored test predictions"):
-        results.confusion_figure(TINY, summary, "fnn")
+    unscored = results.confusion_figure(TINY, summary, "fnn")  # a protocol still tuning: says so
+    assert unscored.axes[0].texts[0].get_text() == "Feed-forward network (pixels): not scored on the test split yet"
 
 
 def test_every_look_at_the_test_set_is_grouped_in_order_and_second_looks_are_named(tmp_path, monkeypatch):
@@ -144,6 +158,46 @@ def test_every_look_at_the_test_set_is_grouped_in_order_and_second_looks_are_nam
     sentence = results.test_looks_sentence(table)
     assert sentence.startswith("The ledger holds 5 scored refits in 3 groups.")
     assert "Logistic regression on RBM features were scored on a second best trial" in sentence
+
+
+def test_a_later_protocol_lists_the_looks_of_the_earlier_ones_first(tmp_path, monkeypatch):
+    import dataclasses
+
+    from rbmlib.tuning import ledger, presets
+
+    monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path / "results")
+    earlier = dataclasses.replace(TINY, label="protocol 8")
+    later = dataclasses.replace(TINY, name="later", label="protocol 9")
+    monkeypatch.setitem(presets.PRESETS, "later", later)
+    for seed in (0, 1):
+        ledger.append("tiny", {"model": "lr", "seed": seed, "trial_number": 3, "params": "{}",
+                               "test_accuracy": 0.84, "test_macro_f1": 0.84})
+    table = results.test_looks([earlier, later])
+    assert list(table.columns)[0] == "Protocol" and table["Protocol"].tolist() == ["protocol 8"]
+    assert table["Trial"].tolist() == [3]  # an integer, though the later ledger is empty
+    labels = [results.protocol_label(p) for p in (earlier, later)]
+    assert results.test_looks_sentence(table, labels) == ("The ledger of protocol 8 holds 2 scored refits in 1 group. "
+                                                          "Protocol 9 has not scored the test split yet.")
+    ledger.append("later", {"model": "lr", "seed": 0, "trial_number": 5, "params": "{}",
+                            "test_accuracy": 0.85, "test_macro_f1": 0.85})
+    both = results.test_looks([earlier, later])
+    assert both["Protocol"].tolist() == ["protocol 8", "protocol 9"] and both["Look"].tolist() == [1, 1]
+    assert "Protocol" not in results.test_looks(TINY)  # one protocol: the table as before
+
+
+def test_a_later_protocol_shows_the_results_an_earlier_one_reported(tmp_path, monkeypatch):
+    import dataclasses
+
+    monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path / "results")
+    earlier = dataclasses.replace(TINY, label="protocol 8")
+    path = paths.summary_csv(earlier.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _summary(VAL, MEAN, STD).to_csv(path, index=False)
+    table = results.earlier_results([earlier])
+    assert list(table.columns)[:2] == ["Protocol", "Model"] and len(table) == len(MODEL_NAMES)
+    assert (table["Protocol"] == "protocol 8").all()
+    assert table.set_index("Model").loc[MODELS["lr"].label, "Test accuracy (%)"] == "84.50 ± 0.00"
+    assert results.earlier_results([]).empty
 
 
 def test_few_labels_looks_are_one_group_per_model_and_n(tmp_path, monkeypatch):
