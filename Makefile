@@ -107,7 +107,8 @@ chromium:
 # with one thread each (on two cores, torch's threads in two processes would
 # fight); the RBM chain runs rbm-fnn and pre-fnn after rbm-lr, so that they start
 # from rbm-lr's trained RBMs. Evaluation starts only when both chains are done:
-# no test score is seen while a model is still tuned (protocol 2 refuses it anyway).
+# no test score is seen while a model is still tuned (protocol 2 refuses it anyway);
+# it runs in the same two chains (the evaluation files take appends from both).
 # Protocol 2 then runs its few-labels study on the evaluated refits (rbmlib few-labels).
 # Costs: results/benchmarks/trial_cost.csv.
 TUNE_CHAIN_A_paper := cnn lr fnn
@@ -116,16 +117,20 @@ TUNE_CHAIN_A_protocol2 := lr pca-lr random-lr fnn cnn
 TUNE_CHAIN_B_protocol2 := rbm-lr rbm-fnn pre-fnn
 TUNE_CHAIN_A_smoke := $(TUNE_CHAIN_A_paper)
 TUNE_CHAIN_B_smoke := $(TUNE_CHAIN_B_paper)
-tune: data
-	@mkdir -p results/logs
-	@echo "Tuning the $(PRESET) preset; follow it with: tail -f results/logs/$(PRESET)-*.log"
-	@chain() { for m in "$$@"; do \
-	    $(call threads,1) $(BIN)/rbmlib tune --preset $(PRESET) --model $$m >> results/logs/$(PRESET)-tune-$$m.log 2>&1 || return 1; \
+# `rbmlib $(1) --model m` for every model of the two chains, side by side, one thread each;
+# logs in results/logs/$(PRESET)-$(1)-<model>.log.
+chains = chain() { for m in "$$@"; do \
+	    $(call threads,1) $(BIN)/rbmlib $(1) --preset $(PRESET) --model $$m >> results/logs/$(PRESET)-$(1)-$$m.log 2>&1 || return 1; \
 	  done; }; \
 	chain $(TUNE_CHAIN_A_$(PRESET)) & a=$$!; chain $(TUNE_CHAIN_B_$(PRESET)) & b=$$!; \
 	wait $$a; ra=$$?; wait $$b; rb=$$?; \
-	if [ $$ra != 0 ] || [ $$rb != 0 ]; then echo "make tune: a chain failed; see results/logs/"; exit 1; fi
-	$(call threads,1) $(BIN)/rbmlib evaluate --preset $(PRESET) >> results/logs/$(PRESET)-evaluate.log 2>&1
+	if [ $$ra != 0 ] || [ $$rb != 0 ]; then echo "make tune: a chain of rbmlib $(1) failed; see results/logs/$(PRESET)-$(1)-*.log"; exit 1; fi
+tune: data
+	@mkdir -p results/logs
+	@echo "Tuning the $(PRESET) preset; follow it with: tail -f results/logs/$(PRESET)-*.log"
+	@$(call chains,tune)
+	@echo "Evaluating the $(PRESET) preset on the test set (logs: results/logs/$(PRESET)-evaluate-*.log)"
+	@$(call chains,evaluate)
 	$(if $(filter protocol2,$(PRESET)),$(call threads,1) $(BIN)/rbmlib few-labels --preset $(PRESET) >> results/logs/$(PRESET)-few-labels.log 2>&1)
 	$(BIN)/rbmlib summary --preset $(PRESET)
 

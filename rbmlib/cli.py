@@ -125,7 +125,7 @@ def _add_tuning_args(parser, *, models=True) -> None:
 
     if models:
         parser.add_argument("--model", action="append", choices=MODEL_NAMES,
-                            help="a model (repeat for several; default: all five)")
+                            help="a model (repeat for several; default: all of the preset's models)")
     parser.add_argument("--preset", default="paper", choices=sorted(PRESETS),
                         help="trials, epochs and data sizes (rbmlib/tuning/presets.py); default paper")
     parser.add_argument("--storage", default=None,
