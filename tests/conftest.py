@@ -59,7 +59,7 @@ def _subcaptions(source: str) -> list[str]:
 
 def _outputs_problem(cell, outputs) -> str | None:
     """What is wrong with the new outputs of a labelled cell, or None: a figure draws its images
-    (one, or up to one per sub-caption), a table or sentence emits Markdown (it renders in HTML and
+    (one, or one per sub-caption), a table or sentence emits Markdown (it renders in HTML and
     PDF alike)."""
     from quarto_cells import quarto_label
 
@@ -70,9 +70,9 @@ def _outputs_problem(cell, outputs) -> str | None:
     if label.startswith("fig-"):
         drawn = kinds.count("image/png")
         subcaptions = _subcaptions(cell["source"])
-        if subcaptions:  # a panel per model, up to every protocol-2 model (Quarto ignores unused sub-captions)
-            if not 1 <= drawn <= len(subcaptions):
-                return f"{label} must draw 1 to {len(subcaptions)} figures (one per sub-caption), drew {drawn}"
+        if subcaptions:  # a panel per sub-caption (a model's, in the tuning figures)
+            if drawn != len(subcaptions):
+                return f"{label} must draw {len(subcaptions)} figures (one per sub-caption), drew {drawn}"
         elif drawn != 1:
             return f"{label} must draw 1 figure, drew {drawn}"
     elif "text/markdown" not in kinds:

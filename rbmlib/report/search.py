@@ -113,12 +113,12 @@ def read_studies(models, preset) -> dict:
 def panels(draw, studies: dict, models, **kwargs) -> list[Figure]:
     """``draw(study, label, **kwargs)`` for each of ``models``: the panels of one tuning figure.
 
-    With no models (protocol 1 has no controls) one strip says so, so that the
-    figure's cell still draws a figure.
+    A model that ``studies`` lacks (not among the models of this run: protocol
+    1 has no controls) gets a strip that says so, so that each panel keeps its
+    model's sub-caption whatever the run's models.
     """
-    if not models:
-        return [_say("Controls", "this protocol has none")]
-    return [draw(studies.get(m), MODELS[m].label, **kwargs) for m in models]
+    return [draw(studies[m], MODELS[m].label, **kwargs) if m in studies
+            else _say(MODELS[m].label, "not among the models of this run") for m in models]
 
 
 def _say(title: str, text: str) -> Figure:

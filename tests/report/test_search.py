@@ -118,13 +118,13 @@ def test_slices_of_more_parameters_than_a_row_holds_take_two_rows():
     assert tuple(search.slices(study, "seven").get_size_inches()) == search.STRIP  # seven share one strip
 
 
-def test_panels_draw_one_strip_per_model_or_say_there_are_none():
-    figures = search.panels(search.history, {"lr": _study(2)}, ["lr", "pca-lr"])
+def test_panels_draw_one_strip_per_model_and_say_which_are_missing():
+    figures = search.panels(search.history, {"lr": _study(2), "pca-lr": None}, ["lr", "pca-lr", "pre-fnn"])
     assert [f.texts[0].get_text() for f in figures] == ["Logistic regression (pixels)",
-                                                         "Logistic regression on PCA features"]
+                                                         "Logistic regression on PCA features",
+                                                         "RBM-initialised feed-forward network (pixels)"]
     assert figures[1].axes[0].texts[0].get_text() == "no study yet"
-    (none,) = search.panels(search.history, {}, [])
-    assert none.axes[0].texts[0].get_text() == "this protocol has none"
+    assert figures[2].axes[0].texts[0].get_text() == "not among the models of this run"
 
 
 def _network_study():
