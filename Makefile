@@ -40,6 +40,7 @@ help:
 	@echo "               (executed at their smoke defaults, one thread), which nbval compares"
 	@echo "make tune      tune, evaluate and summarise the paper preset: hours, one thread per chain,"
 	@echo "               resumable, logs in results/logs/"
+	@echo "               UNTIL=15:05   tune only, starting no trial that would not end by then"
 	@echo "make lab       JupyterLab on notebooks/ with the rbm-report kernel (THREADS=n as for report)"
 	@echo "               LAB_ARGS=\"--no-browser --ip=0.0.0.0 --port=8888\"  passed on to jupyter lab"
 	@echo "make bench     RBM speed benchmark into results/benchmarks/ (on an otherwise idle machine)"
@@ -122,7 +123,8 @@ TUNE_CHAIN_B_smoke := $(TUNE_CHAIN_B_paper)
 # `rbmlib $(1) --model m` for every model of the two chains, side by side, one thread each;
 # logs in results/logs/$(PRESET)-$(1)-<model>.log.
 chains = chain() { for m in "$$@"; do \
-	    $(call threads,1) $(BIN)/rbmlib $(1) --preset $(PRESET) --model $$m >> results/logs/$(PRESET)-$(1)-$$m.log 2>&1 || return 1; \
+	    $(call threads,1) $(BIN)/rbmlib $(1) --preset $(PRESET) --model $$m $(if $(and $(filter tune,$(1)),$(UNTIL)),--until $(UNTIL)) \
+	      >> results/logs/$(PRESET)-$(1)-$$m.log 2>&1 || return 1; \
 	  done; }; \
 	chain $(TUNE_CHAIN_A_$(PRESET)) & a=$$!; chain $(TUNE_CHAIN_B_$(PRESET)) & b=$$!; \
 	wait $$a; ra=$$?; wait $$b; rb=$$?; \
@@ -131,10 +133,14 @@ tune: data
 	@mkdir -p results/logs
 	@echo "Tuning the $(PRESET) preset; follow it with: tail -f results/logs/$(PRESET)-*.log"
 	@$(call chains,tune)
+ifdef UNTIL
+	@echo "make tune: tuned until UNTIL=$(UNTIL) and stopped there (nothing evaluated); run it again to go on"
+else
 	@echo "Evaluating the $(PRESET) preset on the test set (logs: results/logs/$(PRESET)-evaluate-*.log)"
 	@$(call chains,evaluate)
 	$(if $(filter protocol2,$(PRESET)),$(call threads,1) $(BIN)/rbmlib few-labels --preset $(PRESET) >> results/logs/$(PRESET)-few-labels.log 2>&1)
 	$(BIN)/rbmlib summary --preset $(PRESET)
+endif
 
 # The notebooks run through papermill with notebooks/params/$(PRESET).yml into
 # notebooks/executed/ (paper) or notebooks/executed-smoke/ (smoke), skipping those

@@ -24,6 +24,7 @@ _TUNE_EXAMPLES = """\
 examples:
   rbmlib tune --model lr --preset smoke --n-trials 3
   rbmlib tune --model rbm-lr --storage postgresql://user@host:5432/optuna --seed 1   # a second worker
+  rbmlib tune --preset protocol2 --until 15:05  # start no trial that would end after 15:05
 """
 _EVALUATE_EXAMPLES = """\
 example:
@@ -56,7 +57,7 @@ def _tune(args) -> int:
 
     for model in args.model or tuning.get_preset(args.preset).models:
         study = tuning.tune(model, args.preset, n_trials=args.n_trials, storage=args.storage,
-                            tracking_uri=args.tracking_uri, seed=args.seed)
+                            tracking_uri=args.tracking_uri, seed=args.seed, until=args.until)
         n = tuning.study.n_finished(study)
         try:
             best = f"best val accuracy {study.best_value:.4f} (trial {study.best_trial.number})"
@@ -119,6 +120,16 @@ def _user_errors() -> tuple[type[Exception], ...]:
     return StorageError, TrackingError, MissingStudyError, SetupChangedError
 
 
+def _until(text: str):
+    """argparse type of ``--until``: its message, not argparse's "invalid value"."""
+    from rbmlib.tuning.deadline import parse_until
+
+    try:
+        return parse_until(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _add_tuning_args(parser, *, models=True) -> None:
     from rbmlib.models import MODEL_NAMES
     from rbmlib.tuning.presets import PRESETS
@@ -153,6 +164,10 @@ def _parser() -> argparse.ArgumentParser:
                            "(default: sqlite:///<results>/mlflow.db)")
     tune.add_argument("--seed", type=int, default=0,
                       help="seeds the TPE sampler; give each worker sharing a study its own")
+    tune.add_argument("--until", type=_until, default=None, metavar="TIME",
+                      help="start no trial that would not end by TIME (15:05 or 2026-12-02T15:05, "
+                           "local time), judged by the median of the study's complete trials; "
+                           "tune again later to go on")
     tune.set_defaults(run=_tune)
 
     evaluate = commands.add_parser("evaluate", help="refit the best parameters, score once on test",

@@ -28,7 +28,7 @@ from optuna.trial import TrialState
 from rbmlib import paths
 from rbmlib.models import get_model, model_steps
 from rbmlib.tuning.objective import Objective, Splits
-from rbmlib.tuning import protocol
+from rbmlib.tuning import deadline, protocol
 from rbmlib.tuning.presets import get_preset
 from rbmlib.tuning.stores import open_storage, shown, with_driver
 from rbmlib.tuning.tracking import TrialLogger, check_tracking, default_tracking_uri, ensure_experiment
@@ -238,7 +238,7 @@ def log_unlogged(study: optuna.Study, logger: TrialLogger) -> list[int]:
 
 def tune(model: str, preset, *, n_trials: int | None = None, storage: str | None = None,
          tracking_uri: str | None = None, seed: int = 0, splits: Splits | None = None,
-         show_progress_bar: bool = True) -> optuna.Study:
+         show_progress_bar: bool = True, until: datetime.datetime | None = None) -> optuna.Study:
     """Run ``model``'s study until it holds ``n_trials`` finished trials.
 
     Before and after running trials, finished trials that MLflow lacks are
@@ -264,6 +264,9 @@ def tune(model: str, preset, *, n_trials: int | None = None, storage: str | None
         Training and validation data (default: loaded from the preset).
     show_progress_bar : bool
         Optuna's progress bar over trials (epochs get a bar of their own on a terminal).
+    until : datetime.datetime, optional
+        Start no trial that is not expected to end before this local time
+        (:mod:`rbmlib.tuning.deadline`); the study may then return short of its target.
 
     Returns
     -------
@@ -299,6 +302,10 @@ def tune(model: str, preset, *, n_trials: int | None = None, storage: str | None
     protocol.record_digest(study, preset)
     if get_model(model).warm_start_from:
         warm_start(study, model, preset, storage=storage)
+    if not deadline.fits(study, until):
+        print(f"{study.study_name}: no trial would end before {until:%Y-%m-%d %H:%M} (--until)",
+              flush=True)
+        return study
     objective = Objective(model, preset, splits=splits)
     study.optimize(
         objective,
@@ -307,6 +314,7 @@ def tune(model: str, preset, *, n_trials: int | None = None, storage: str | None
             logger,
             # Another worker on the same study may finish trials meanwhile.
             optuna.study.MaxTrialsCallback(target, states=FINISHED),
+            *([deadline.StopBefore(until)] if until else []),
         ],
         gc_after_trial=True,  # free a finished trial's network and buffers before the next
         show_progress_bar=show_progress_bar,

@@ -1,0 +1,77 @@
+"""Stop a study at a trial boundary before a deadline (``rbmlib tune --until 15:05``).
+
+A study that runs for days in sessions of a few hours loses the trial that is
+running when its session ends: it is retried from its start by the next one
+(:mod:`rbmlib.tuning.study`). Protocol 2's rbm-fnn trials take about 47 minutes,
+so that costs half a trial per session on average. With a deadline, no trial
+starts that would not end before it, judged by the study's own complete trials;
+the study stops cleanly and the next ``tune`` goes on from there.
+"""
+
+from __future__ import annotations
+
+import datetime
+import statistics
+
+import optuna
+from optuna.trial import TrialState
+
+
+def parse_until(text: str, now: datetime.datetime | None = None) -> datetime.datetime:
+    """The deadline of ``--until``: ``HH:MM`` (its next occurrence) or an ISO date and time.
+
+    Local time, as ``date`` prints it. Raises ``ValueError`` with a one-line message.
+    """
+    now = datetime.datetime.now() if now is None else now
+    try:
+        clock = datetime.time.fromisoformat(text)
+    except ValueError:
+        clock = None
+    if clock is not None:
+        at = datetime.datetime.combine(now.date(), clock)
+        return at if at > now else at + datetime.timedelta(days=1)
+    try:
+        return datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"--until {text!r} is neither a time (15:05) nor a date and time "
+                         "(2026-12-02T15:05)") from None
+
+
+def expected_trial_s(study: optuna.Study) -> float | None:
+    """The median duration of the study's complete trials, in seconds (None before the first).
+
+    Complete trials, not pruned ones: a pruned trial stops early, and the next
+    trial may run its full length.
+    """
+    durations = [(t.datetime_complete - t.datetime_start).total_seconds()
+                 for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                 if t.datetime_start and t.datetime_complete]
+    return statistics.median(durations) if durations else None
+
+
+def fits(study: optuna.Study, until: datetime.datetime | None,
+         now: datetime.datetime | None = None) -> bool:
+    """Whether a trial started now is expected to end before ``until`` (always, without one).
+
+    Before the study's first complete trial nothing is known of its length, so a
+    trial starts whenever the deadline has not passed.
+    """
+    if until is None:
+        return True
+    now = datetime.datetime.now() if now is None else now
+    expected = expected_trial_s(study) or 0.0
+    return now + datetime.timedelta(seconds=expected) < until
+
+
+class StopBefore:
+    """Optuna callback: after each trial, stop the study if the next would not end before ``until``."""
+
+    def __init__(self, until: datetime.datetime):
+        self.until = until
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if not fits(study, self.until):
+            print(f"{study.study_name}: the next trial would not end before "
+                  f"{self.until:%Y-%m-%d %H:%M} (--until); stopping here, tune again to go on",
+                  flush=True)
+            study.stop()

@@ -1,0 +1,84 @@
+"""rbmlib tune --until: no trial starts that would not end before the deadline."""
+
+import datetime
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from tuning_helpers import TINY
+
+from rbmlib.cli import main
+from rbmlib.tuning import deadline
+from rbmlib.tuning.study import load_study, n_finished, tune
+
+NOON = datetime.datetime(2026, 12, 2, 12, 0)
+
+
+def _study(*minutes, state=TrialState.COMPLETE) -> optuna.Study:
+    """An in-memory study with finished trials of the given lengths."""
+    study = optuna.create_study(direction="maximize")
+    for m in minutes:
+        trial = optuna.trial.create_trial(state=state, value=0.5 if state == TrialState.COMPLETE else None)
+        trial.datetime_start = trial.datetime_complete - datetime.timedelta(minutes=m)
+        study.add_trial(trial)
+    return study
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("15:05", datetime.datetime(2026, 12, 2, 15, 5)),
+    ("11:00", datetime.datetime(2026, 12, 3, 11, 0)),  # passed today: tomorrow's
+    ("2026-12-04T09:30", datetime.datetime(2026, 12, 4, 9, 30)),
+])
+def test_until_is_the_next_such_time_or_a_date_and_time(text, expected):
+    assert deadline.parse_until(text, now=NOON) == expected
+
+
+def test_a_malformed_until_is_refused_by_the_command_line_with_what_to_write(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["tune", "--preset", "smoke", "--until", "quarter past three"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "'quarter past three' is neither a time (15:05) nor a date and time" in err
+    assert "Traceback" not in err
+
+
+def test_the_expected_length_is_the_median_of_complete_trials_not_pruned_ones():
+    study = _study(10, 40, 50)
+    for trial in _study(1, 1, 1, 1, state=TrialState.PRUNED).trials:
+        study.add_trial(trial)
+    assert deadline.expected_trial_s(study) == pytest.approx(40 * 60)
+    assert deadline.expected_trial_s(_study()) is None
+
+
+def test_a_trial_starts_only_if_it_is_expected_to_end_before_the_deadline():
+    study = _study(30, 30)
+    assert deadline.fits(study, NOON + datetime.timedelta(minutes=31), now=NOON)
+    assert not deadline.fits(study, NOON + datetime.timedelta(minutes=29), now=NOON)
+    assert deadline.fits(study, None, now=NOON)
+    # Nothing known of its length: it starts while the deadline has not passed.
+    assert deadline.fits(_study(), NOON + datetime.timedelta(minutes=1), now=NOON)
+    assert not deadline.fits(_study(), NOON, now=NOON)
+
+
+def test_the_callback_stops_the_study_once_the_next_trial_would_not_fit():
+    study = _study(60)  # one complete trial of an hour
+    ran = []
+
+    def objective(trial):
+        ran.append(trial.number)
+        return 0.0
+
+    # After the first new trial, the median length is half an hour: more than is left.
+    stop = deadline.StopBefore(datetime.datetime.now() + datetime.timedelta(minutes=20))
+    study.optimize(objective, n_trials=5, callbacks=[stop])
+    assert ran == [1]
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("tuning_results", "fashion_mnist")
+def test_tune_with_a_passed_deadline_runs_no_trial_and_resumes_later():
+    past = datetime.datetime.now() - datetime.timedelta(minutes=1)
+    study = tune("lr", TINY, until=past, show_progress_bar=False)
+    assert n_finished(study) == 0
+    study = tune("lr", TINY, show_progress_bar=False)
+    assert n_finished(load_study("lr", TINY, create=False)) == TINY.n_trials["lr"]
