@@ -71,7 +71,4 @@ class StopBefore:
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if not fits(study, self.until):
-            print(f"{study.study_name}: the next trial would not end before "
-                  f"{self.until:%Y-%m-%d %H:%M} (--until); stopping here, tune again to go on",
-                  flush=True)
-            study.stop()
+            study.stop()  # :func:`rbmlib.tuning.study.tune` says so

@@ -153,10 +153,8 @@ def check_ready(preset, studies: dict) -> str:
         if study is None:
             problems.append(f"{model}: no study yet")
             continue
-        trials = study.get_trials(deepcopy=False)
-        finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
-        complete = sum(t.state == TrialState.COMPLETE for t in trials)
-        if finished < preset.n_trials[model] or complete < preset.min_complete:
+        finished, complete = counts(study)
+        if any(shortfall(study, preset.n_trials[model], preset.min_complete)):
             problems.append(f"{model}: {finished} of {preset.n_trials[model]} finished trials, "
                             f"{complete} of at least {preset.min_complete} complete")
         stored = study.user_attrs.get("protocol_digest")
@@ -170,6 +168,23 @@ def check_ready(preset, studies: dict) -> str:
                             + "; ".join(problems) + ". Tune on (`rbmlib tune --preset "
                             f"{preset.name}`), widening a range whose best value is on its edge.")
     return current
+
+
+def counts(study: optuna.Study) -> tuple[int, int]:
+    """``(finished, complete)``: the study's complete or pruned trials, and its complete ones."""
+    trials = study.get_trials(deepcopy=False)
+    return (sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials),
+            sum(t.state == TrialState.COMPLETE for t in trials))
+
+
+def shortfall(study: optuna.Study, n_trials: int, min_complete: int = 0) -> tuple[int, int]:
+    """``(finished, complete)`` trials that the study still lacks for its budget (0, 0 once it has it).
+
+    The budget is ``n_trials`` finished trials of which at least ``min_complete``
+    are complete: a study that Hyperband prunes a lot runs on past ``n_trials``.
+    """
+    finished, complete = counts(study)
+    return max(n_trials - finished, 0), max(min_complete - complete, 0)
 
 
 def positions(study: optuna.Study, preset, model: str, margin: float | None = None) -> list[dict]:

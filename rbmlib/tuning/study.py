@@ -6,7 +6,8 @@ file, ``paths.study_db(preset, model)``; ``storage="postgresql://..."`` puts it
 on a server that several workers share.
 
 Resuming is the default: :func:`tune` runs trials until the study holds the
-preset's number of *finished* (complete or pruned) trials, so rerunning the same
+preset's number of *finished* (complete or pruned) trials, with at least the
+preset's ``min_complete`` of them complete, so rerunning the same
 command after a crash or a kill continues where the study stopped. Each trial
 is committed when it ends; a trial that was running when its process died
 stops sending heartbeats, is marked failed once ``grace_period`` has passed, and
@@ -236,10 +237,26 @@ def log_unlogged(study: optuna.Study, logger: TrialLogger) -> list[int]:
     return logged
 
 
+class StopAtBudget:
+    """Optuna callback: stop once the study has ``n_trials`` finished trials, ``min_complete`` of them complete.
+
+    Counted from the storage after every trial, so that trials that other
+    workers on the same study finish count too (as in Optuna's ``MaxTrialsCallback``).
+    """
+
+    def __init__(self, n_trials: int, min_complete: int = 0):
+        self.n_trials, self.min_complete = n_trials, min_complete
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if not any(protocol.shortfall(study, self.n_trials, self.min_complete)):
+            study.stop()
+
+
 def tune(model: str, preset, *, n_trials: int | None = None, storage: str | None = None,
          tracking_uri: str | None = None, seed: int = 0, splits: Splits | None = None,
          show_progress_bar: bool = True, until: datetime.datetime | None = None) -> optuna.Study:
-    """Run ``model``'s study until it holds ``n_trials`` finished trials.
+    """Run ``model``'s study until it has its budget: ``n_trials`` finished trials, and the
+    preset's ``min_complete`` of them complete (Hyperband may prune many).
 
     Before and after running trials, finished trials that MLflow lacks are
     logged (:func:`log_unlogged`), even when the study needs no new trial.
@@ -251,8 +268,8 @@ def tune(model: str, preset, *, n_trials: int | None = None, storage: str | None
     preset : str or Preset
         ``"smoke"``, ``"paper"`` or a :class:`~rbmlib.tuning.presets.Preset`.
     n_trials : int, optional
-        Target number of finished trials; default the preset's. Trials already
-        in the study count, so rerunning resumes.
+        Target number of finished trials, with no floor of complete ones; default
+        the preset's budget. Trials already in the study count, so rerunning resumes.
     storage : str, optional
         Optuna storage URL; default the preset's SQLite file for the model.
     tracking_uri : str, optional
@@ -283,7 +300,8 @@ def tune(model: str, preset, *, n_trials: int | None = None, storage: str | None
         MLflow store cannot be opened.
     """
     preset = get_preset(preset)
-    target = preset.n_trials[model] if n_trials is None else n_trials
+    # The preset's budget includes its floor of complete trials; an explicit n_trials is just that.
+    target, min_complete = (preset.n_trials[model], preset.min_complete) if n_trials is None else (n_trials, 0)
     # MLflow's SQL stores use SQLAlchemy too, hence the driver.
     tracking_uri = default_tracking_uri(preset.name) if tracking_uri is None else with_driver(tracking_uri)
     check_tracking(tracking_uri)  # in seconds, before a study is made: a server must answer
@@ -291,8 +309,7 @@ def tune(model: str, preset, *, n_trials: int | None = None, storage: str | None
     ensure_experiment(tracking_uri, study.study_name)
     logger = TrialLogger(tracking_uri)
     log_unlogged(study, logger)
-    remaining = target - n_finished(study)
-    if remaining <= 0:
+    if not any(protocol.shortfall(study, target, min_complete)):
         if preset.preregistered and protocol.is_open(preset):
             # A change to another model's range changes the whole protocol's digest: recorded
             # here too (from this study's last trial on), so the finished study passes check_ready.
@@ -302,22 +319,24 @@ def tune(model: str, preset, *, n_trials: int | None = None, storage: str | None
     protocol.record_digest(study, preset)
     if get_model(model).warm_start_from:
         warm_start(study, model, preset, storage=storage)
-    if not deadline.fits(study, until):
-        print(f"{study.study_name}: no trial would end before {until:%Y-%m-%d %H:%M} (--until)",
-              flush=True)
-        return study
     objective = Objective(model, preset, splits=splits)
-    study.optimize(
-        objective,
-        n_trials=remaining,
-        callbacks=[
-            logger,
-            # Another worker on the same study may finish trials meanwhile.
-            optuna.study.MaxTrialsCallback(target, states=FINISHED),
-            *([deadline.StopBefore(until)] if until else []),
-        ],
-        gc_after_trial=True,  # free a finished trial's network and buffers before the next
-        show_progress_bar=show_progress_bar,
-    )
+    # Rounds of as many trials as the budget lacks if all of them complete; Hyperband
+    # prunes some, so another round follows until the floor of complete trials is met too.
+    while need := max(protocol.shortfall(study, target, min_complete)):
+        if not deadline.fits(study, until):
+            print(f"{study.study_name}: the next trial would not end before {until:%Y-%m-%d %H:%M} "
+                  f"(--until); stopping with {need} or more trials to go: tune again to go on", flush=True)
+            break
+        study.optimize(
+            objective,
+            n_trials=need,
+            callbacks=[
+                logger,
+                StopAtBudget(target, min_complete),  # another worker on the study may meet it first
+                *([deadline.StopBefore(until)] if until else []),
+            ],
+            gc_after_trial=True,  # free a finished trial's network and buffers before the next
+            show_progress_bar=show_progress_bar,
+        )
     log_unlogged(study, logger)  # e.g. a trial of a killed run that was too recent at the start
     return study

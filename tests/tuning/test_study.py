@@ -130,6 +130,28 @@ def test_pruned_trials_are_recorded_with_their_reason(splits, monkeypatch):
     assert {r.data.tags["state"] for r in runs} == {"PRUNED"}
 
 
+class _PruneFirst(optuna.pruners.BasePruner):
+    """Prunes the first ``n`` trials at their first report."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def prune(self, study, trial):
+        return trial.number < self.n
+
+
+def test_the_budget_includes_its_floor_of_complete_trials(splits, monkeypatch):
+    # Two finished trials are the budget, one of them complete: both first trials are pruned.
+    monkeypatch.setattr(study_module, "make_pruner", lambda preset, model=None: _PruneFirst(2))
+    floor = dataclasses.replace(TINY, min_complete=1)
+    study = tune("fnn", floor, splits=splits, show_progress_bar=False)
+    assert [t.state for t in study.trials] == [TrialState.PRUNED] * 2 + [TrialState.COMPLETE]
+    again = tune("fnn", floor, splits=splits, show_progress_bar=False)
+    assert len(again.trials) == 3  # budget met: nothing runs
+    # An explicit n_trials is only that many finished trials.
+    assert len(tune("fnn", floor, n_trials=4, splits=splits, show_progress_bar=False).trials) == 4
+
+
 def test_a_diverging_trial_is_pruned_with_the_reason_and_the_study_goes_on(splits, monkeypatch):
     run_epoch, calls = TorchClassifier._run_epoch, []
 
