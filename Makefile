@@ -132,6 +132,7 @@ chains = chain() { for m in "$$@"; do \
 tune: data
 	@mkdir -p results/logs
 	@echo "Tuning the $(PRESET) preset; follow it with: tail -f results/logs/$(PRESET)-*.log"
+	@echo "  (where it stands: $(BIN)/rbmlib status --preset $(PRESET))"
 	@$(call chains,tune)
 ifdef UNTIL
 	@echo "make tune: tuned until UNTIL=$(UNTIL) and stopped there (nothing evaluated); run it again to go on"

@@ -1,8 +1,9 @@
-"""Command line: rbmlib data | tune | evaluate | summary | few-labels
+"""Command line: rbmlib data | tune | status | evaluate | summary | few-labels
 
 examples:
   rbmlib data                                   # find, verify and cache Fashion-MNIST
   rbmlib tune --model rbm-lr --preset paper     # resumable; --storage postgresql://... to share
+  rbmlib status --preset protocol2              # trials so far, best values, hours left
   rbmlib evaluate --preset paper                # best params, refit on trainval, test once
   rbmlib summary --preset paper                 # results/summary.csv
   rbmlib few-labels --preset protocol2          # after evaluate: 10-1,000 labels per class, test once
@@ -64,6 +65,30 @@ def _tune(args) -> int:
         except ValueError:  # no complete trial yet
             best = "no complete trial yet"
         print(f"{study.study_name}: {n} finished trials, {best}")
+    return 0
+
+
+def _status(args) -> int:
+    import optuna
+    import pandas as pd
+
+    from rbmlib.tuning.progress import progress_table
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line per study opened
+    table = progress_table(args.preset, storage=args.storage)
+    left, unknown = table["hours left"].sum(), table.loc[table["hours left"].isna(), "model"].tolist()
+    shown = table.copy()
+    for column, fmt in {"best val accuracy": "{:.4f}", "minutes per trial": "{:.1f}", "hours left": "{:.1f}",
+                        "best trial": "{}"}.items():
+        shown[column] = ["" if pd.isna(v) else fmt.format(v) for v in table[column]]
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(shown.to_string(index=False))
+    if not left and not unknown:
+        print("Every study has its budget.")
+    else:
+        print(f"Trials left: about {left:.1f} hours on one thread"
+              + (f", and {', '.join(unknown)} not started or without a finished trial" if unknown else "")
+              + "; then the evaluation.")
     return 0
 
 
@@ -169,6 +194,11 @@ def _parser() -> argparse.ArgumentParser:
                            "local time), judged by the median of the study's complete trials; "
                            "tune again later to go on")
     tune.set_defaults(run=_tune)
+
+    status = commands.add_parser("status", help="trials so far against each study's budget, best values, "
+                                 "hours left (read-only: runs beside `make tune`)")
+    _add_tuning_args(status, models=False)
+    status.set_defaults(run=_status)
 
     evaluate = commands.add_parser("evaluate", help="refit the best parameters, score once on test",
                                    epilog=_EVALUATE_EXAMPLES, formatter_class=raw)

@@ -7,9 +7,12 @@
 
 Modules: ``presets`` (smoke and paper), ``spaces`` (search spaces),
 ``objective`` (train on "train", score on "val"), ``study`` (storage,
-resuming, running), ``tracking`` (the MLflow callback), ``rbm_cache`` (trained
-RBMs reused across trials and refits), ``refit`` (the test split, once). The
-command line is ``rbmlib tune | evaluate | summary`` (``rbmlib.cli``).
+resuming, running), ``deadline`` (stopping at a trial's end before a set
+time), ``progress`` (where the studies stand), ``tracking`` (the MLflow
+callback), ``rbm_cache`` (trained RBMs reused across trials and refits),
+``protocol`` (the digest and the locks), ``ledger`` (every test look),
+``refit`` (the test split, once), ``few_labels``. The command line is
+``rbmlib tune | status | evaluate | summary | few-labels`` (``rbmlib.cli``).
 
 Only ``presets`` is imported eagerly: it needs neither torch nor Optuna, so
 the command line can list presets quickly.
