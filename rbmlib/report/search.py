@@ -230,7 +230,8 @@ def importances(study: optuna.Study, title: str, *, random_state: int = 0) -> Fi
     with _strip_style():
         evaluator = optuna.importance.FanovaImportanceEvaluator(seed=random_state)
         with _quiet():
-            ax = _PLOTS.plot_param_importances(study, evaluator=evaluator, target_name="validation accuracy")
+            ax = _PLOTS.plot_param_importances(_on_last_ranges(study), evaluator=evaluator,
+                                               target_name="validation accuracy")
         if ax.get_legend() is not None:  # one target: the legend only repeats the axis label
             ax.get_legend().remove()
         ax.set_ylabel("")
@@ -242,6 +243,24 @@ def importances(study: optuna.Study, title: str, *, random_state: int = 0) -> Fi
             ax.tick_params(axis="y", labelsize=_TICK_SIZE - 1)
             fig.draw_without_rendering()
         return fig
+
+
+def _on_last_ranges(study: optuna.Study) -> optuna.Study:
+    """An in-memory copy of ``study``'s complete trials, each parameter on its last trial's range.
+
+    Optuna ranks only the parameters whose distribution is the same in every
+    trial, so a range widened during the study (protocol 2's random-lr, protocol 1's
+    clf__C) would drop out of the ranking. Every value drawn from an earlier,
+    narrower range lies in the widened one, so the copy holds them all there.
+    """
+    complete = _complete(study)
+    last = {}
+    for trial in complete:  # in trial order: the last range of each parameter wins
+        last.update(trial.distributions)
+    copy = optuna.create_study(direction=study.direction)
+    copy.add_trials([optuna.trial.create_trial(
+        params=t.params, distributions={k: last[k] for k in t.params}, value=t.value) for t in complete])
+    return copy
 
 
 def trials_table(studies: dict[str, optuna.Study]) -> pd.DataFrame:

@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import numpy as np
 import optuna
 import pytest
 from optuna.distributions import FloatDistribution, IntDistribution
@@ -41,6 +42,19 @@ def test_importances_are_seeded():
     b = search.importances(_study(8), "x", random_state=1)
     widths = [[p.get_width() for p in fig.axes[0].patches] for fig in (a, b)]
     assert widths[0] == widths[1] and len(widths[0]) == 2
+
+
+def test_importances_rank_a_parameter_whose_range_was_widened_during_the_study():
+    study = optuna.create_study(direction="maximize")
+    rng = np.random.default_rng(0)
+    for i in range(12):  # C's range doubles after the sixth trial, as protocol 2's edge rule widens one
+        high = 10.0 if i < 6 else 100.0
+        dists = {"C": FloatDistribution(1e-3, high, log=True), "n": IntDistribution(1, 9)}
+        C, n = float(rng.uniform(1e-3, high)), int(rng.integers(1, 10))
+        study.add_trial(optuna.trial.create_trial(params={"C": C, "n": n}, distributions=dists,
+                                                  value=0.5 + 0.4 * (C > 5)))
+    fig = search.importances(study, "x")
+    assert sorted(t.get_text() for t in fig.axes[0].get_yticklabels()) == ["C", "n"]
 
 
 def test_trials_table_counts_states_and_time():
