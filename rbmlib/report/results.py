@@ -66,7 +66,7 @@ def results_table(summary: pd.DataFrame) -> pd.DataFrame:
         both = pd.notna(r["test_accuracy_mean"]) and pd.notna(o["accuracy"])
         rows.append({
             "Model": MODELS[model].label,
-            "Trials": int(r["n_trials"]),
+            "Finished trials": int(r["n_trials"]),
             "Validation accuracy (%)": f"{r['best_val_accuracy'] * 100:.2f}",
             "Test accuracy (%)": _mean_std(r["test_accuracy_mean"], r["test_accuracy_std"], 100),
             "Test macro F1": _mean_std(r["test_macro_f1_mean"], r["test_macro_f1_std"], 1, 3),

@@ -367,9 +367,15 @@ def search_space_table(preset, studies: dict[str, optuna.Study] | None = None) -
         study = (studies or {}).get(model)
         searched = [f"{k}: {_describe(d)}" + (_earlier_ranges(study, k, d) if study else "")
                     for k, d in space_distributions(space, preset).items()]
-        rows.append({"model": model, "trials": preset.n_trials[model],
+        rows.append({"model": model, "trial budget": _budget(preset, model),
                      "searched": "; ".join(searched), "fixed": fixed or "none"})
     return pd.DataFrame(rows)
+
+
+def _budget(preset, model: str) -> str:
+    """``"30 finished, 15 of them complete"``: the trials a study runs (``rbmlib.tuning.protocol.shortfall``)."""
+    n = preset.n_trials[model]
+    return f"{n} finished" + (f", {preset.min_complete} of them complete" if preset.min_complete else "")
 
 
 def _earlier_ranges(study: optuna.Study, name: str, current) -> str:

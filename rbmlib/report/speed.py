@@ -266,4 +266,4 @@ def pipeline_costs(summary: pd.DataFrame) -> pd.DataFrame:
     out["tuning (min)"] = out.pop("tune_seconds") / 60
     out["evaluation (min)"] = out.pop("evaluate_seconds") / 60
     out["total (min)"] = out["tuning (min)"] + out["evaluation (min)"]
-    return out.rename(columns={"n_trials": "trials", "n_seeds": "seeds"}).set_index("model")
+    return out.rename(columns={"n_trials": "finished trials", "n_seeds": "seeds"}).set_index("model")

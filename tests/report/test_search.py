@@ -80,7 +80,7 @@ def test_search_space_table_reads_the_spaces_themselves():
     for model in PAPER.models:
         names = space_distributions(PAPER.spaces[model], PAPER)
         assert names and all(name in table.loc[model, "searched"] for name in names)
-        assert table.loc[model, "trials"] == PAPER.n_trials[model]
+        assert table.loc[model, "trial budget"] == f"{PAPER.n_trials[model]} finished"
     assert "rbm__n_iter = 10" in table.loc["rbm-lr", "fixed"]
 
 
