@@ -34,6 +34,11 @@ _PLOTS = optuna.visualization.matplotlib
 #: strips this tall, with their sub-captions and the caption, fit the text of
 #: the PDF's A4 page (margins in _quarto.yml), and in HTML they stay short.
 STRIP = (6.5, 1.15)
+#: Share of the data's span left free above and below the markers of a strip: a
+#: marker is about a tenth of a strip's height.
+_Y_MARGIN = 0.15
+#: Least gap, in pixels, between two x tick labels of a slices strip (``untangle_xticks``).
+_LABEL_GAP = 9.0
 #: The most slices that share one strip's row; more take two rows, in a figure
 #: this much of a strip taller (a little less than two strips, so that the five
 #: models' slices, one of them in two rows, still fit the page).
@@ -140,6 +145,7 @@ def history(study: optuna.Study | None, title: str) -> Figure:
             ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
         ax.set_ylabel("validation\naccuracy")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.margins(y=_Y_MARGIN)  # no marker cut in half at the top or bottom
         return _figure(ax, title)
 
 
@@ -175,8 +181,13 @@ def slices(study: optuna.Study, title: str) -> Figure:
             ax.set_title(name.replace("__", "__\n") if n_cols > 4 else name, fontsize=_TICK_SIZE)
         for row in grid:
             row[0].set_ylabel("validation\naccuracy")
-        fig.colorbar(points, ax=axes[:len(names)], label="trial", pad=0.01, aspect=12 * n_rows)
-        return untangle_xticks(_figure(axes[0], title, n_rows=n_rows))
+        for ax in axes:  # no marker cut in half at an edge (log and choice axes have set limits)
+            ax.margins(x=0.12, y=_Y_MARGIN)
+        bar = fig.colorbar(points, ax=axes[:len(names)], label="trial", pad=0.01, aspect=12 * n_rows)
+        bar.locator = MaxNLocator(integer=True)  # trial numbers, not 2.5
+        bar.update_ticks()
+        # Neighbouring panels' end labels ("0.32" and "20") must not read as one.
+        return untangle_xticks(_figure(axes[0], title, n_rows=n_rows), pad=_LABEL_GAP)
 
 
 def _slice_axis(ax, dist, values, n_ticks: int) -> list:
