@@ -446,7 +446,8 @@ def manuscript_variables(preset=RENDERED_PRESET) -> dict[str, str]:
     for _, r in results.feature_effect(summary).iterrows():
         model = r["Model"]
         key = f"{name[model]}_minus_{name[MODELS[model].baseline]}"
-        variables[key] = f"{r['Difference (points)']:+.2f}"
+        # The minus sign, not a hyphen: the PDF sets a bare "-1.47" in running text as a hyphen.
+        variables[key] = f"{r['Difference (points)']:+.2f}".replace("-", "\N{MINUS SIGN}")
         variables[f"{key}_se"] = f"{r['Standard error (points)']:.2f}"
     variables.update(_verdict_variables(preset, summary))
     return variables

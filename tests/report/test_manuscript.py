@@ -187,6 +187,12 @@ def test_committed_variables_are_current():
         f"{pipeline.VARIABLES_FILE} is out of date: run `python -m rbmlib.report --write-variables` and commit it")
 
 
+def test_negative_numbers_in_variables_carry_the_minus_sign():
+    defined = yaml.safe_load((ROOT / pipeline.VARIABLES_FILE).read_text())
+    hyphened = {k: v for k, v in defined.items() if re.search(r"(?<![\w.])-\d", str(v))}
+    assert not hyphened, f"a hyphen for a minus sign, which the PDF sets as a hyphen: {hyphened}"
+
+
 def test_every_quoted_variable_is_defined():
     defined = yaml.safe_load((ROOT / pipeline.VARIABLES_FILE).read_text())
     quoted = _quoted_variables()

@@ -310,7 +310,7 @@ def test_make_help_lists_every_target_and_variable():
     listed = {line.split()[1] for line in lines if line.startswith("make ")}
     assert _phony_targets() <= listed and {"report", "tune", "lock", "setup", "clean", "bench"} <= listed
     text = "\n".join(lines)
-    for variable in ("PRESET=", "FORCE=", "THREADS=", "LAB_ARGS="):
+    for variable in ("PRESET=", "FORCE=", "THREADS=", "LAB_ARGS=", "UNTIL="):
         assert variable in text
 
 
