@@ -38,7 +38,7 @@ STRIP = (6.5, 1.15)
 #: marker is about a tenth of a strip's height.
 _Y_MARGIN = 0.15
 #: Least gap, in pixels, between two x tick labels of a slices strip (``untangle_xticks``).
-_LABEL_GAP = 9.0
+_LABEL_GAP = 6.0
 #: The most slices that share one strip's row; more take two rows, in a figure
 #: this much of a strip taller (a little less than two strips, so that the five
 #: models' slices, one of them in two rows, still fit the page).
@@ -184,7 +184,7 @@ def slices(study: optuna.Study, title: str) -> Figure:
         for ax in axes:  # no marker cut in half at an edge (log and choice axes have set limits)
             ax.margins(x=0.12, y=_Y_MARGIN)
         bar = fig.colorbar(points, ax=axes[:len(names)], label="trial", pad=0.01, aspect=12 * n_rows)
-        bar.locator = MaxNLocator(integer=True)  # trial numbers, not 2.5
+        bar.locator = MaxNLocator(nbins=3, integer=True)  # a few whole trial numbers, not 2.5
         bar.update_ticks()
         # Neighbouring panels' end labels ("0.32" and "20") must not read as one.
         return untangle_xticks(_figure(axes[0], title, n_rows=n_rows), pad=_LABEL_GAP)
