@@ -89,6 +89,26 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
+def bfloat16_products(precision: str, device: torch.device, *, autocast: bool = False):
+    """The context in which ``precision``'s products run on ``device``.
+
+    For "bfloat16" on a device without bf16 hardware (see :func:`native_bfloat16`),
+    :class:`rbmlib._bf16.EmulatedBFloat16`: the same rounding at float32 speed,
+    where torch's bf16 kernels would run in software many times slower. Else,
+    with ``autocast`` (float32 tensors, the networks), ``torch.autocast`` to
+    bf16 for "bfloat16"; and nothing to do for float32, or for tensors already in bf16.
+    """
+    import contextlib
+
+    if precision != "bfloat16":
+        return contextlib.nullcontext()
+    if not native_bfloat16(device):
+        from rbmlib._bf16 import EmulatedBFloat16
+
+        return EmulatedBFloat16()
+    return torch.autocast(device.type, dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
+
+
 def compute_dtype(precision: str, dtype: torch.dtype) -> torch.dtype:
     """The dtype matrix products run in: bfloat16, or the data's own dtype for ``"float32"``."""
     return torch.bfloat16 if precision == "bfloat16" else dtype

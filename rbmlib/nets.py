@@ -27,7 +27,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, validate_data
 from torch import nn
 
-from rbmlib._device import PRECISIONS, make_generator, resolve_device, resolve_precision
+from rbmlib._device import PRECISIONS, bfloat16_products, make_generator, resolve_device, resolve_precision
 from rbmlib.metrics import evaluate
 from rbmlib.rbm import BernoulliRBM
 
@@ -347,9 +347,9 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         return torch.cat(out) if out else torch.zeros((0, len(self.classes_)), dtype=torch.float32)
 
     def _autocast(self, device: torch.device):
-        """bf16 autocast when the fit resolved to bfloat16; a no-op context otherwise."""
-        precision = getattr(self, "precision_", "float32")
-        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
+        """bf16 autocast when the fit resolved to bfloat16 (emulated where the device has no bf16
+        hardware: ``rbmlib._device.bfloat16_products``); a no-op context otherwise."""
+        return bfloat16_products(getattr(self, "precision_", "float32"), device, autocast=True)
 
     def _predict_on(self, X_t: torch.Tensor) -> np.ndarray:
         return self.classes_[self._logits(X_t).argmax(dim=1).numpy()]
@@ -434,7 +434,8 @@ class FNNClassifier(TorchClassifier):
         "auto" picks cuda, then mps, then cpu.
     precision : {"float32", "bfloat16", "auto"}, default="float32"
         "bfloat16" trains and predicts under bf16 autocast (parameters and Adam
-        stay float32); "auto" picks it where the hardware multiplies bf16
+        stay float32), emulated at float32 speed where the hardware has no bf16
+        units (``rbmlib._bf16``); "auto" picks it where the hardware multiplies bf16
         natively (CPUs with AMX or AVX512-BF16, CUDA GPUs with bf16 tensor cores).
     verbose : int, default=0
         Print one line per epoch when > 0.
@@ -636,7 +637,8 @@ class CNNClassifier(TorchClassifier):
         "auto" picks cuda, then mps, then cpu.
     precision : {"float32", "bfloat16", "auto"}, default="float32"
         "bfloat16" trains and predicts under bf16 autocast (parameters and Adam
-        stay float32); "auto" picks it where the hardware multiplies bf16
+        stay float32), emulated at float32 speed where the hardware has no bf16
+        units (``rbmlib._bf16``); "auto" picks it where the hardware multiplies bf16
         natively (CPUs with AMX or AVX512-BF16, CUDA GPUs with bf16 tensor cores).
     verbose : int, default=0
         Print one line per epoch when > 0.

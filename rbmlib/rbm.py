@@ -34,7 +34,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from rbmlib import conditionals, partition
 from rbmlib._cd import ContrastiveDivergence
-from rbmlib._device import PRECISIONS, compute_dtype, make_generator, resolve_device, resolve_precision, torch_dtype_for
+from rbmlib._device import PRECISIONS, bfloat16_products, compute_dtype, make_generator, resolve_device, resolve_precision, torch_dtype_for
 
 _MONITOR_ROWS = 1024  # rows used for the per-epoch curves: enough for a smooth mean, cheap
 _CHUNK_ROWS = 8192  # rows per block in transform & co., to bound temporary memory
@@ -78,7 +78,9 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         "float32" computes in the data's dtype (float32, or float64 for float64
         input), as scikit-learn does. "bfloat16" multiplies in bfloat16 and keeps
         the parameters, their updates and the bias statistics in float32: several
-        times faster where the hardware multiplies bf16 natively. "auto" picks
+        times faster where the hardware multiplies bf16 natively; elsewhere the
+        same rounding runs on float32 kernels (``rbmlib._bf16``), as fast as
+        "float32", where torch's bf16 kernels would run many times slower. "auto" picks
         "bfloat16" on such hardware (CPUs with AMX or AVX512-BF16, CUDA GPUs with
         bf16 tensor cores) and "float32" elsewhere. Free energies, scores and
         partition functions always use the data's dtype: they sum hundreds of
@@ -262,7 +264,8 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         )
         W = self._params["W"]
         order = torch.randperm(X.shape[0], generator=self._rng, device=W.device)
-        with torch.no_grad():
+        precision = "bfloat16" if dtype == torch.bfloat16 else "float32"
+        with torch.no_grad(), bfloat16_products(precision, W.device):
             if sp.issparse(X):  # one dense batch at a time, in the same order as dense data
                 for first in range(0, X.shape[0], self.batch_size):
                     rows = order[first : first + self.batch_size]
@@ -326,8 +329,9 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         if dtype == self._params["W"].dtype:
             return self._map_chunks(X, self._mean_hiddens, self.n_components)
         W, b_h = self._params["W"].to(dtype), self._params["b_h"].to(dtype)  # one copy per call
-        return self._map_chunks(
-            X, lambda v: conditionals.mean_hiddens(v.to(dtype), W, b_h).to(v.dtype), self.n_components)
+        with bfloat16_products("bfloat16", W.device):
+            return self._map_chunks(
+                X, lambda v: conditionals.mean_hiddens(v.to(dtype), W, b_h).to(v.dtype), self.n_components)
 
     def reconstruct(self, X):
         """Mean-field reconstruction P(v=1 | h=P(h=1|X)), of shape (n_samples, n_features)."""
