@@ -94,6 +94,16 @@ class _EpochReporter:
         return False
 
 
+def _bfloat16_kind() -> str:
+    """"native" where the device multiplies bf16 in hardware, else "emulated" (``rbmlib._bf16``)."""
+    from rbmlib._device import native_bfloat16, resolve_device
+
+    return "native" if native_bfloat16(resolve_device("auto")) else "emulated"
+
+
+_BFLOAT16 = _bfloat16_kind()
+
+
 class Objective:
     """Optuna objective for one model: ``study.optimize(Objective("fnn", preset))``.
 
@@ -122,6 +132,7 @@ class Objective:
         estimator = make_model(self.model, random_state=self.preset.random_state,
                                **self.preset.fixed_params(self.model), **params)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        trial.set_user_attr("bfloat16", _BFLOAT16)  # how this machine multiplies in bf16
         start = time.perf_counter()
         try:
             scores = self._fit_and_score(trial, estimator)

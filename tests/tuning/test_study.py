@@ -9,6 +9,7 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
+import torch
 from optuna.trial import TrialState
 from tuning_helpers import TINY
 
@@ -68,6 +69,8 @@ def test_study_runs_and_logs_every_trial_to_mlflow(splits):
     assert complete, "the pruner may not prune the first trial (pruner_n_startup_trials=1)"
     t = complete[0]
     assert 0 <= t.value <= 1 and 0 <= t.user_attrs["val_macro_f1"] <= 1
+    from rbmlib._device import native_bfloat16
+    assert t.user_attrs["bfloat16"] == ("native" if native_bfloat16(torch.device("cpu")) else "emulated")
     # The best epoch is the first epoch of highest validation accuracy in the recorded curve.
     history = t.user_attrs["history"]
     best = max(history, key=lambda r: r["val_accuracy"])
