@@ -89,6 +89,11 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
+def bfloat16_kind(device: torch.device | None = None) -> str:
+    """How ``device`` (default: the one "auto" picks) multiplies in bf16: "native" or "emulated" (``rbmlib._bf16``)."""
+    return "native" if native_bfloat16(resolve_device("auto") if device is None else device) else "emulated"
+
+
 def bfloat16_products(precision: str, device: torch.device, *, autocast: bool = False):
     """The context in which ``precision``'s products run on ``device``.
 

@@ -38,6 +38,7 @@ from sklearn.pipeline import Pipeline
 from tqdm.auto import tqdm
 
 from rbmlib import data, metrics
+from rbmlib._device import bfloat16_kind
 from rbmlib.models import get_model, make_model
 from rbmlib.tuning.rbm_cache import (FeatureCache, attach_rbm, data_fingerprint, fit_feature_steps, fit_rbm,
                                      rbm_key)
@@ -94,14 +95,7 @@ class _EpochReporter:
         return False
 
 
-def _bfloat16_kind() -> str:
-    """"native" where the device multiplies bf16 in hardware, else "emulated" (``rbmlib._bf16``)."""
-    from rbmlib._device import native_bfloat16, resolve_device
-
-    return "native" if native_bfloat16(resolve_device("auto")) else "emulated"
-
-
-_BFLOAT16 = _bfloat16_kind()
+_BFLOAT16 = bfloat16_kind()  # how this machine multiplies in bf16, recorded with each trial
 
 
 class Objective:
@@ -132,7 +126,7 @@ class Objective:
         estimator = make_model(self.model, random_state=self.preset.random_state,
                                **self.preset.fixed_params(self.model), **params)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-        trial.set_user_attr("bfloat16", _BFLOAT16)  # how this machine multiplies in bf16
+        trial.set_user_attr("bfloat16", _BFLOAT16)
         start = time.perf_counter()
         try:
             scores = self._fit_and_score(trial, estimator)

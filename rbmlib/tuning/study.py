@@ -245,12 +245,12 @@ def _warn_emulated_bfloat16(preset, model: str) -> None:
     software about 15 times slower. A trial's numbers differ from a bf16
     machine's only as any two machines' do (the order of float32 sums).
     """
-    from rbmlib._device import native_bfloat16, resolve_device
+    from rbmlib._device import bfloat16_kind, resolve_device
 
     fixed = preset.fixed_params(model)
     if "bfloat16" in {v for k, v in fixed.items() if k.endswith("precision")}:
         device = resolve_device("auto")
-        if not native_bfloat16(device):
+        if bfloat16_kind(device) == "emulated":
             print(f"rbmlib tune: {preset.name}/{model} multiplies in bfloat16, which this {device.type} "
                   "has no hardware for (no AMX or AVX512-BF16): emulated on float32 kernels, "
                   "at float32 speed (rbmlib._bf16).", file=sys.stderr, flush=True)
