@@ -106,27 +106,23 @@ chromium:
 # write its summary.csv. Resumable: run it again after an interruption and it goes
 # on (finished trials and evaluated seeds are kept). Two chains run side by side
 # with one thread each (on two cores, torch's threads in two processes would
-# fight). The chains are balanced by what trials cost in the studies so far: rbm-fnn
-# about 47 minutes a trial in protocol 2 (pre-fnn draws its RBMs from the same space), cnn about 13
-# in protocol 1, fnn 8, the rest less; hence pre-fnn in the first chain, after cnn.
-# Evaluation starts only when both chains are done:
-# no test score is seen while a model is still tuned (protocol 2 refuses it anyway);
-# it runs in the same two chains (the evaluation files take appends from both).
+# fight). Both go through the same list of models, costliest first, and each
+# takes the next model the other is not running (`--skip-busy`, rbmlib/tuning/claim.py),
+# so neither idles while the other has hours left. Evaluation starts only when
+# both chains are done: no test score is seen while a model is still tuned
+# (protocol 2 refuses it anyway); it shares the models out the same way.
 # Protocol 2 then runs its few-labels study on the evaluated refits (rbmlib few-labels).
-# Costs: results/benchmarks/trial_cost.csv.
-TUNE_CHAIN_A_paper := cnn lr fnn
-TUNE_CHAIN_B_paper := rbm-lr rbm-fnn
-TUNE_CHAIN_A_protocol2 := lr pca-lr random-lr fnn cnn pre-fnn
-TUNE_CHAIN_B_protocol2 := rbm-lr rbm-fnn
-TUNE_CHAIN_A_smoke := $(TUNE_CHAIN_A_paper)
-TUNE_CHAIN_B_smoke := $(TUNE_CHAIN_B_paper)
-# `rbmlib $(1) --model m` for every model of the two chains, side by side, one thread each;
-# logs in results/logs/$(PRESET)-$(1)-<model>.log.
-chains = chain() { for m in "$$@"; do \
-	    $(call threads,1) $(BIN)/rbmlib $(1) --preset $(PRESET) --model $$m $(if $(and $(filter tune,$(1)),$(UNTIL)),--until $(UNTIL)) \
+# Costs: results/benchmarks/trial_cost.csv; where the studies stand: rbmlib status.
+TUNE_ORDER_paper := rbm-fnn cnn fnn rbm-lr lr
+TUNE_ORDER_protocol2 := rbm-fnn cnn pre-fnn fnn rbm-lr random-lr lr pca-lr
+TUNE_ORDER_smoke := $(TUNE_ORDER_paper)
+# `rbmlib $(1) --skip-busy --model m` for every model in two chains side by side, one thread
+# each; logs in results/logs/$(PRESET)-$(1)-<model>.log.
+chains = chain() { for m in $(TUNE_ORDER_$(PRESET)); do \
+	    $(call threads,1) $(BIN)/rbmlib $(1) --skip-busy --preset $(PRESET) --model $$m $(if $(and $(filter tune,$(1)),$(UNTIL)),--until $(UNTIL)) \
 	      >> results/logs/$(PRESET)-$(1)-$$m.log 2>&1 || return 1; \
 	  done; }; \
-	chain $(TUNE_CHAIN_A_$(PRESET)) & a=$$!; chain $(TUNE_CHAIN_B_$(PRESET)) & b=$$!; \
+	chain & a=$$!; chain & b=$$!; \
 	wait $$a; ra=$$?; wait $$b; rb=$$?; \
 	if [ $$ra != 0 ] || [ $$rb != 0 ]; then echo "make tune: a chain of rbmlib $(1) failed; see results/logs/$(PRESET)-$(1)-*.log"; exit 1; fi
 tune: data

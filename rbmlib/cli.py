@@ -53,12 +53,27 @@ def _data(args) -> int:
     return 0
 
 
+def _claimed(args, model: str, command: str):
+    """``model``'s claim with ``--skip-busy`` (``rbmlib.tuning.claim``), else nothing to hold."""
+    import contextlib
+
+    from rbmlib.tuning.claim import claim
+
+    return claim(args.preset, model, command) if args.skip_busy else contextlib.nullcontext()
+
+
 def _tune(args) -> int:
     from rbmlib import tuning
+    from rbmlib.tuning.claim import Busy
 
     for model in args.model or tuning.get_preset(args.preset).models:
-        study = tuning.tune(model, args.preset, n_trials=args.n_trials, storage=args.storage,
-                            tracking_uri=args.tracking_uri, seed=args.seed, until=args.until)
+        try:
+            with _claimed(args, model, "tune"):
+                study = tuning.tune(model, args.preset, n_trials=args.n_trials, storage=args.storage,
+                                    tracking_uri=args.tracking_uri, seed=args.seed, until=args.until)
+        except Busy as exc:
+            print(f"{exc}: skipped")
+            continue
         n = tuning.study.n_finished(study)
         try:
             best = f"best val accuracy {study.best_value:.4f} (trial {study.best_trial.number})"
@@ -94,12 +109,19 @@ def _status(args) -> int:
 
 def _evaluate(args) -> int:
     from rbmlib import tuning
+    from rbmlib.tuning.claim import Busy
 
-    try:
-        tuning.evaluate(args.model or None, args.preset, storage=args.storage)
-    except (KeyError, ValueError) as exc:  # a study missing, or without a complete trial
-        print(f"rbmlib evaluate: {exc.args[0] if exc.args else exc}", file=sys.stderr)
-        return 1
+    # One model at a time under --skip-busy, each under its claim; else all together.
+    models = args.model or list(tuning.get_preset(args.preset).models)
+    for models in [[m] for m in models] if args.skip_busy else [models]:
+        try:
+            with _claimed(args, models[0], "evaluate"):  # nothing to hold without --skip-busy
+                tuning.evaluate(models, args.preset, storage=args.storage)
+        except Busy as exc:
+            print(f"{exc}: skipped")
+        except (KeyError, ValueError) as exc:  # a study missing, or without a complete trial
+            print(f"rbmlib evaluate: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+            return 1
     return _summary(args)
 
 
@@ -169,6 +191,12 @@ def _add_tuning_args(parser, *, models=True) -> None:
                              "(default: SQLite files under the preset's results/studies/)")
 
 
+def _add_skip_busy(parser, verb: str) -> None:
+    parser.add_argument("--skip-busy", action="store_true",
+                        help=f"skip a model that another `rbmlib ... --skip-busy` on this machine {verb} "
+                             "now (how the two chains of `make tune` share the models)")
+
+
 def _parser() -> argparse.ArgumentParser:
     # Raw descriptions and epilogs: argparse would otherwise join the examples into one paragraph.
     raw = argparse.RawDescriptionHelpFormatter
@@ -193,6 +221,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="start no trial that would not end by TIME (15:05 or 2026-12-02T15:05, "
                            "local time), judged by the median of the study's complete trials; "
                            "tune again later to go on")
+    _add_skip_busy(tune, "tunes")
     tune.set_defaults(run=_tune)
 
     status = commands.add_parser("status", help="trials so far against each study's budget, best values, "
@@ -203,6 +232,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="refit the best parameters, score once on test",
                                    epilog=_EVALUATE_EXAMPLES, formatter_class=raw)
     _add_tuning_args(evaluate)
+    _add_skip_busy(evaluate, "evaluates")
     evaluate.set_defaults(run=_evaluate)
 
     summary = commands.add_parser("summary", help="write and print the preset's summary.csv",

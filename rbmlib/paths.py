@@ -97,3 +97,9 @@ def predictions_file(preset: str, model: str, trial_number: int, seed: int) -> P
     shows the old refit's predictions.
     """
     return preset_dir(preset) / "predictions" / f"{model}-trial{trial_number}-seed{seed}.npy"
+
+
+def claim_file(preset: str, model: str) -> Path:
+    """Lock file that ``--skip-busy`` holds while one process tunes or evaluates a model
+    (``tuning.claim``); under the cache, as it means nothing beyond this machine."""
+    return CACHE_DIR / "claims" / f"{preset}-{model}.lock"

@@ -1,0 +1,55 @@
+"""One process per model on this machine: how ``make tune`` shares models between its chains.
+
+``make tune`` runs two chains, one thread each. Fixed lists of models per chain
+leave one chain idle once its models are done while the other still has hours
+of trials. Instead both chains go through the same list, costliest first, with
+``rbmlib tune --skip-busy``: a chain claims a model by locking its
+:func:`rbmlib.paths.claim_file` and skips a model that the other chain holds,
+so whichever chain is free takes the next model (longest-first scheduling).
+The same claim keeps two evaluation chains from refitting one model at once,
+which would score it on the test split twice.
+
+The lock is ``flock``'s: the kernel releases it when its process ends, however
+it ends, so a killed chain leaves no stale claim behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import fcntl
+import os
+
+from rbmlib import paths
+
+
+class Busy(RuntimeError):
+    """Another process holds the model's claim; the message says which."""
+
+
+@contextlib.contextmanager
+def claim(preset: str, model: str, command: str):
+    """Hold ``model``'s claim under ``preset`` for the ``with`` block.
+
+    Raises
+    ------
+    Busy
+        Another process holds it (the message names its command, pid and start).
+    """
+    path = paths.claim_file(preset, model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise Busy(f"{preset}/{model} is busy ({holder})") from None
+        try:
+            f.seek(0)
+            f.truncate()
+            f.write(f"rbmlib {command}, pid {os.getpid()}, since {datetime.datetime.now():%Y-%m-%d %H:%M}\n")
+            f.flush()
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -1,0 +1,92 @@
+"""--skip-busy: the two chains of `make tune` never tune, or evaluate, one model at once."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from rbmlib import paths, tuning
+from rbmlib.cli import main
+from rbmlib.tuning.claim import Busy, claim
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "CACHE_DIR", tmp_path / "cache")
+
+
+def test_a_held_claim_is_refused_with_who_holds_it_and_free_again_after():
+    with claim("smoke", "cnn", "tune"):
+        with pytest.raises(Busy, match=rf"smoke/cnn is busy \(rbmlib tune, pid {os.getpid()}, since "):
+            with claim("smoke", "cnn", "evaluate"):
+                pass
+        with claim("smoke", "lr", "tune"):  # another model is another claim
+            pass
+    with claim("smoke", "cnn", "evaluate"):
+        pass
+
+
+def test_a_killed_holder_leaves_no_stale_claim():
+    code = ("import sys, time; from rbmlib import paths; from rbmlib.tuning.claim import claim\n"
+            f"paths.CACHE_DIR = paths.Path({str(paths.CACHE_DIR)!r})\n"
+            "with claim('smoke', 'cnn', 'tune'):\n    print('held', flush=True); time.sleep(60)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(Busy, match=f"pid {holder.pid}"):
+            with claim("smoke", "cnn", "tune"):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with claim("smoke", "cnn", "tune"):
+        pass
+
+
+def test_tune_skips_a_model_another_chain_holds_and_tunes_the_rest(monkeypatch, capsys):
+    tuned = []
+
+    class Study:
+        study_name, best_value = "smoke/lr", 0.5
+        best_trial = type("Trial", (), {"number": 0})
+
+    monkeypatch.setattr(tuning, "tune", lambda model, preset, **kw: tuned.append(model) or Study())
+    monkeypatch.setattr(tuning.study, "n_finished", lambda study: 1)
+    with claim("smoke", "cnn", "tune"):
+        assert main(["tune", "--skip-busy", "--preset", "smoke", "--model", "cnn", "--model", "lr"]) == 0
+    assert tuned == ["lr"]
+    assert "smoke/cnn is busy (rbmlib tune, pid" in capsys.readouterr().out
+    # Without --skip-busy, a claim means nothing: workers may share a study (test_workers.py).
+    with claim("smoke", "cnn", "tune"):
+        assert main(["tune", "--preset", "smoke", "--model", "cnn"]) == 0
+    assert tuned == ["lr", "cnn"]
+
+
+def test_evaluate_skips_a_model_being_evaluated_and_holds_each_claim_while_it_scores(monkeypatch, capsys):
+    held = []
+
+    def evaluate(models, preset, **kw):
+        [model] = models
+        with pytest.raises(Busy):  # its claim is held while it is evaluated
+            with claim("smoke", model, "evaluate"):
+                pass
+        held.append(model)
+
+    monkeypatch.setattr(tuning, "evaluate", evaluate)
+    monkeypatch.setattr("rbmlib.cli._summary", lambda args: 0)
+    with claim("smoke", "fnn", "evaluate"):
+        assert main(["evaluate", "--skip-busy", "--preset", "smoke"]) == 0
+    assert held == [m for m in tuning.get_preset("smoke").models if m != "fnn"]
+    assert "smoke/fnn is busy (rbmlib evaluate" in capsys.readouterr().out
+
+
+def test_the_makefile_chains_share_one_list_with_skip_busy():
+    """Both chains run every model of the list (a model in no list would never be tuned)."""
+    out = subprocess.run(["make", "-pn", "-f", str(paths.ROOT / "Makefile")], capture_output=True,
+                         text=True, cwd=paths.ROOT, timeout=60).stdout
+    for preset in ("paper", "protocol2", "smoke"):
+        line = next(x for x in out.splitlines() if x.startswith(f"TUNE_ORDER_{preset} :="))
+        order = line.split(":=")[1].split()
+        assert sorted(order) == sorted(tuning.get_preset(preset).models), preset
+    assert "--skip-busy" in out
