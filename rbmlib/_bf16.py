@@ -1,10 +1,12 @@
-"""bfloat16 products on a CPU that has no hardware for them, at float32 speed.
+"""bfloat16 products on a CPU that has no fast hardware for them, at float32 speed.
 
 What ``precision="bfloat16"`` asks for is what bf16 hardware (AMX, AVX512-BF16,
 tensor cores) computes: operands rounded to bf16, products accumulated in
 float32, the result rounded to bf16. A CPU without such units runs torch's bf16
 kernels in software, about 15 times slower than float32 (1.6 against 26 GFLOP/s
-on one thread of an AVX2-only AMD EPYC). :class:`EmulatedBFloat16` computes the
+on one thread of an AVX2-only AMD EPYC), and some CPUs with AVX512-BF16 but
+no AMX run them slower than float32 too (:func:`rbmlib._device.native_bfloat16`
+measures it). :class:`EmulatedBFloat16` computes the
 same thing with float32 kernels instead: it rounds each product's operands to
 bf16, multiplies in float32 and rounds the result (and, in training, each
 gradient of a product) to bf16. The numbers differ from native bf16 only in the

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import os
+import time
+
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
@@ -58,19 +62,57 @@ PRECISIONS = ("auto", "float32", "bfloat16")
 
 
 def native_bfloat16(device: torch.device) -> bool:
-    """Whether ``device`` multiplies bfloat16 matrices in hardware.
+    """Whether ``device`` multiplies bfloat16 matrices in hardware, faster than float32.
 
-    CPUs: AMX tiles or AVX512-BF16 (read from torch's own CPU probe, which
-    sees what the operating system enables). CUDA: GPUs with bf16 tensor cores
-    (compute capability 8.0 on); emulated bf16 is slower than float32 there.
-    Everything else (MPS, CPUs without these units) answers False.
+    CUDA: GPUs with bf16 tensor cores (compute capability 8.0 on); emulated
+    bf16 is slower than float32 there. CPUs: AMX tiles or AVX512-BF16 (read
+    from torch's own CPU probe, which sees what the operating system enables),
+    *and* bf16 products measured faster than float32 ones on this CPU
+    (:func:`_bfloat16_beats_float32`): the flag alone does not say it. One
+    thread of an AMD EPYC with AVX512-BF16 multiplied bf16 at 343 GFLOP/s
+    against 156 in float32; one of an Intel Xeon with AVX512-BF16 but no AMX
+    at 68 against 108, and its RBM epochs took 1.8 times as long in torch's bf16
+    as in float32. ``RBMLIB_BFLOAT16=native`` (or ``emulated``) skips the
+    measurement, to repeat a run on the kernels it used (its trials record
+    which: :func:`bfloat16_kind`). Everything else (MPS) answers False.
     """
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported(including_emulation=False)
-    if device.type == "cpu":
-        caps = cpu_capabilities()
-        return bool(caps.get("amx_bf16") or caps.get("avx512_bf16"))
-    return False
+    if device.type != "cpu":
+        return False
+    forced = os.environ.get("RBMLIB_BFLOAT16", "")
+    if forced:
+        if forced not in ("native", "emulated"):
+            raise ValueError(f"RBMLIB_BFLOAT16={forced!r}: use 'native' (torch's bf16 kernels) or "
+                             "'emulated' (rbmlib._bf16), or unset it to measure.")
+        return forced == "native"
+    caps = cpu_capabilities()
+    return bool(caps.get("amx_bf16") or caps.get("avx512_bf16")) and _bfloat16_beats_float32()
+
+
+@functools.lru_cache(maxsize=None)
+def _bfloat16_beats_float32() -> bool:
+    """Whether a bf16 product of an RBM's shape takes less time than a float32 one (once per process).
+
+    (batch 256) x (784 pixels) x (1,024 hidden units) on one thread, the best
+    of 5 timings of each, interleaved: what one core gives, which neither the
+    thread count nor a busy neighbour changes much (several threads on busy
+    cores wait for each other, float32's kernels more than bf16's). About 0.1 s.
+    """
+    a, b = torch.rand(256, 784), torch.rand(784, 1024)
+    best = {}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for _ in range(5):
+            for dtype in (torch.float32, torch.bfloat16):
+                x, y = a.to(dtype), b.to(dtype)
+                start = time.perf_counter()
+                x @ y
+                best[dtype] = min(best.get(dtype, float("inf")), time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(threads)
+    return best[torch.bfloat16] < best[torch.float32]
 
 
 def cpu_capabilities() -> dict:

@@ -435,8 +435,9 @@ class FNNClassifier(TorchClassifier):
     precision : {"float32", "bfloat16", "auto"}, default="float32"
         "bfloat16" trains and predicts under bf16 autocast (parameters and Adam
         stay float32), emulated at float32 speed where the hardware has no bf16
-        units (``rbmlib._bf16``); "auto" picks it where the hardware multiplies bf16
-        natively (CPUs with AMX or AVX512-BF16, CUDA GPUs with bf16 tensor cores).
+        units that beat float32 (``rbmlib._bf16``); "auto" picks it where they do
+        (``rbmlib._device.native_bfloat16``: CPUs with AMX or AVX512-BF16 measured
+        faster in bf16, CUDA GPUs with bf16 tensor cores).
     verbose : int, default=0
         Print one line per epoch when > 0.
     random_state : int, RandomState or None, default=None
@@ -638,8 +639,9 @@ class CNNClassifier(TorchClassifier):
     precision : {"float32", "bfloat16", "auto"}, default="float32"
         "bfloat16" trains and predicts under bf16 autocast (parameters and Adam
         stay float32), emulated at float32 speed where the hardware has no bf16
-        units (``rbmlib._bf16``); "auto" picks it where the hardware multiplies bf16
-        natively (CPUs with AMX or AVX512-BF16, CUDA GPUs with bf16 tensor cores).
+        units that beat float32 (``rbmlib._bf16``); "auto" picks it where they do
+        (``rbmlib._device.native_bfloat16``: CPUs with AMX or AVX512-BF16 measured
+        faster in bf16, CUDA GPUs with bf16 tensor cores).
     verbose : int, default=0
         Print one line per epoch when > 0.
     random_state : int, RandomState or None, default=None

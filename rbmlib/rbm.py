@@ -81,8 +81,9 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         times faster where the hardware multiplies bf16 natively; elsewhere the
         same rounding runs on float32 kernels (``rbmlib._bf16``), as fast as
         "float32", where torch's bf16 kernels would run many times slower. "auto" picks
-        "bfloat16" on such hardware (CPUs with AMX or AVX512-BF16, CUDA GPUs with
-        bf16 tensor cores) and "float32" elsewhere. Free energies, scores and
+        "bfloat16" on such hardware (CPUs with AMX or AVX512-BF16 measured faster
+        in bf16 than in float32, CUDA GPUs with bf16 tensor cores:
+        ``rbmlib._device.native_bfloat16``) and "float32" elsewhere. Free energies, scores and
         partition functions always use the data's dtype: they sum hundreds of
         terms that bf16 would round.
     verbose : int, default=0

@@ -252,8 +252,8 @@ def _warn_emulated_bfloat16(preset, model: str) -> None:
         device = resolve_device("auto")
         if bfloat16_kind(device) == "emulated":
             print(f"rbmlib tune: {preset.name}/{model} multiplies in bfloat16, which this {device.type} "
-                  "has no hardware for (no AMX or AVX512-BF16): emulated on float32 kernels, "
-                  "at float32 speed (rbmlib._bf16).", file=sys.stderr, flush=True)
+                  "has no hardware for that beats float32 (rbmlib._device.native_bfloat16): emulated "
+                  "on float32 kernels, at float32 speed (rbmlib._bf16).", file=sys.stderr, flush=True)
 
 
 class StopAtBudget:
