@@ -11,12 +11,17 @@ examples:
 A problem the user can fix (a storage or tracking URI that does not work, a
 damaged study file, a missing study) is one line on stderr and exit status 1;
 a mistyped command line is argparse's usage message and exit status 2.
+`tune --until` that stops a study short of its budget exits with status 3, and
+starts no model after it: ``make tune``'s chains stop there.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+
+#: Exit status of ``tune --until`` that stopped a study short of its budget.
+UNTIL_STOPPED = 3
 
 # Module level imports stay light (argparse, sys): `rbmlib --help` must not wait
 # for torch, Optuna or MLflow; each command imports what it runs.
@@ -64,7 +69,9 @@ def _claimed(args, model: str, command: str):
 
 def _tune(args) -> int:
     from rbmlib import tuning
+    from rbmlib.tuning import protocol
     from rbmlib.tuning.claim import Busy
+    from rbmlib.tuning.study import budget
 
     for model in args.model or tuning.get_preset(args.preset).models:
         try:
@@ -80,6 +87,11 @@ def _tune(args) -> int:
         except ValueError:  # no complete trial yet
             best = "no complete trial yet"
         print(f"{study.study_name}: {n} finished trials, {best}")
+        if args.until is not None and any(protocol.shortfall(study, *budget(args.preset, model, args.n_trials))):
+            # Stopped for the deadline: a later model would start trials of a length nobody knows yet.
+            print(f"rbmlib tune: stopped for --until with {study.study_name} short of its budget; "
+                  "no further model starts (exit status 3)")
+            return UNTIL_STOPPED
     return 0
 
 

@@ -256,6 +256,16 @@ def _warn_emulated_bfloat16(preset, model: str) -> None:
                   "on float32 kernels, at float32 speed (rbmlib._bf16).", file=sys.stderr, flush=True)
 
 
+def budget(preset, model: str, n_trials: int | None = None) -> tuple[int, int]:
+    """``(finished, complete)`` trials that ``tune`` runs ``model``'s study to.
+
+    The preset's budget includes its floor of complete trials; an explicit
+    ``n_trials`` is just that many finished trials.
+    """
+    preset = get_preset(preset)
+    return (preset.n_trials[model], preset.min_complete) if n_trials is None else (n_trials, 0)
+
+
 class StopAtBudget:
     """Optuna callback: stop once the study has ``n_trials`` finished trials, ``min_complete`` of them complete.
 
@@ -319,8 +329,7 @@ def tune(model: str, preset, *, n_trials: int | None = None, storage: str | None
         MLflow store cannot be opened.
     """
     preset = get_preset(preset)
-    # The preset's budget includes its floor of complete trials; an explicit n_trials is just that.
-    target, min_complete = (preset.n_trials[model], preset.min_complete) if n_trials is None else (n_trials, 0)
+    target, min_complete = budget(preset, model, n_trials)
     # MLflow's SQL stores use SQLAlchemy too, hence the driver.
     tracking_uri = default_tracking_uri(preset.name) if tracking_uri is None else with_driver(tracking_uri)
     check_tracking(tracking_uri)  # in seconds, before a study is made: a server must answer

@@ -1,4 +1,4 @@
-"""--skip-busy: the two chains of `make tune` never tune, or evaluate, one model at once."""
+"""--skip-busy and --until: how the two chains of `make tune` share the models, and where they stop."""
 
 import os
 import subprocess
@@ -90,3 +90,21 @@ def test_the_makefile_chains_share_one_list_with_skip_busy():
         order = line.split(":=")[1].split()
         assert sorted(order) == sorted(tuning.get_preset(preset).models), preset
     assert "--skip-busy" in out
+
+
+def test_tune_until_that_stops_a_study_short_exits_3_and_starts_no_later_model(monkeypatch, capsys):
+    import optuna
+
+    tuned = []
+
+    def tune(model, preset, **kw):
+        tuned.append(model)
+        return optuna.create_study(study_name=f"smoke/{model}", direction="maximize")  # no trial: short
+
+    monkeypatch.setattr(tuning, "tune", tune)
+    argv = ["tune", "--preset", "smoke", "--model", "cnn", "--model", "lr"]
+    assert main([*argv, "--until", "23:59"]) == 3
+    assert tuned == ["cnn"]
+    assert "stopped for --until with smoke/cnn short of its budget" in capsys.readouterr().out
+    assert main(argv) == 0  # without a deadline a study short of its budget is another matter
+    assert tuned == ["cnn", "cnn", "lr"]
