@@ -81,7 +81,7 @@ def _tune(args) -> int:
         except Busy as exc:
             print(f"{exc}: skipped")
             continue
-        n = tuning.study.n_finished(study)
+        n, _ = protocol.counts(study)
         try:
             best = f"best val accuracy {study.best_value:.4f} (trial {study.best_trial.number})"
         except ValueError:  # no complete trial yet

@@ -175,11 +175,6 @@ def _check_setup(study: optuna.Study, preset, model: str, url: str) -> None:
         )
 
 
-def n_finished(study: optuna.Study) -> int:
-    """Number of complete or pruned trials."""
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
-
-
 def warm_start(study: optuna.Study, model: str, preset, *, storage: str | None = None) -> list[dict]:
     """Queue the best RBMs of the study of ``model``'s ``warm_start_from`` as the first trials of ``study``.
 

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import optuna
 import pytest
 
 from rbmlib import paths, tuning
@@ -47,12 +48,11 @@ def test_a_killed_holder_leaves_no_stale_claim():
 def test_tune_skips_a_model_another_chain_holds_and_tunes_the_rest(monkeypatch, capsys):
     tuned = []
 
-    class Study:
-        study_name, best_value = "smoke/lr", 0.5
-        best_trial = type("Trial", (), {"number": 0})
+    def tune(model, preset, **kw):
+        tuned.append(model)
+        return optuna.create_study(study_name=f"smoke/{model}", direction="maximize")
 
-    monkeypatch.setattr(tuning, "tune", lambda model, preset, **kw: tuned.append(model) or Study())
-    monkeypatch.setattr(tuning.study, "n_finished", lambda study: 1)
+    monkeypatch.setattr(tuning, "tune", tune)
     with claim("smoke", "cnn", "tune"):
         assert main(["tune", "--skip-busy", "--preset", "smoke", "--model", "cnn", "--model", "lr"]) == 0
     assert tuned == ["lr"]
@@ -93,8 +93,6 @@ def test_the_makefile_chains_share_one_list_with_skip_busy():
 
 
 def test_tune_until_that_stops_a_study_short_exits_3_and_starts_no_later_model(monkeypatch, capsys):
-    import optuna
-
     tuned = []
 
     def tune(model, preset, **kw):

@@ -9,7 +9,8 @@ from tuning_helpers import TINY
 
 from rbmlib.cli import main
 from rbmlib.tuning import deadline
-from rbmlib.tuning.study import load_study, n_finished, tune
+from rbmlib.tuning.protocol import counts
+from rbmlib.tuning.study import load_study, tune
 
 NOON = datetime.datetime(2026, 12, 2, 12, 0)
 
@@ -79,6 +80,6 @@ def test_the_callback_stops_the_study_once_the_next_trial_would_not_fit():
 def test_tune_with_a_passed_deadline_runs_no_trial_and_resumes_later():
     past = datetime.datetime.now() - datetime.timedelta(minutes=1)
     study = tune("lr", TINY, until=past, show_progress_bar=False)
-    assert n_finished(study) == 0
+    assert counts(study) == (0, 0)
     study = tune("lr", TINY, show_progress_bar=False)
-    assert n_finished(load_study("lr", TINY, create=False)) == TINY.n_trials["lr"]
+    assert counts(load_study("lr", TINY, create=False))[0] == TINY.n_trials["lr"]

@@ -32,17 +32,3 @@ def test_the_command_prints_every_model_and_the_hours_left(capsys):
     out = capsys.readouterr().out
     assert all(model in out for model in ("lr", "fnn", "cnn", "rbm-lr", "rbm-fnn"))
     assert "not started or without a finished trial; then the evaluation." in out
-
-
-def test_tuning_bfloat16_on_a_machine_without_it_says_so(monkeypatch, capsys):
-    from rbmlib import _device
-    from rbmlib.tuning import study as study_module
-
-    monkeypatch.setattr(_device, "native_bfloat16", lambda device: False)
-    bf16 = dataclasses.replace(TINY, precision="bfloat16")
-    study_module._warn_emulated_bfloat16(bf16, "fnn")
-    assert "multiplies in bfloat16, which this cpu has no hardware for" in capsys.readouterr().err
-    study_module._warn_emulated_bfloat16(bf16, "lr")  # no torch products: nothing to say
-    monkeypatch.setattr(_device, "native_bfloat16", lambda device: True)
-    study_module._warn_emulated_bfloat16(bf16, "fnn")
-    assert capsys.readouterr().err == ""

@@ -265,3 +265,16 @@ def test_command_line_tunes_evaluates_and_summarises_the_smoke_preset(capsys, fa
     summary = pd.read_csv(paths.summary_csv("smoke"))
     assert summary["model"].tolist() == ["lr"] and summary.loc[0, "n_seeds"] == 3
     assert not paths.summary_csv("paper").exists()
+
+
+def test_tuning_bfloat16_on_a_machine_without_it_says_so(monkeypatch, capsys):
+    from rbmlib import _device
+
+    monkeypatch.setattr(_device, "native_bfloat16", lambda device: False)
+    bf16 = dataclasses.replace(TINY, precision="bfloat16")
+    study_module._warn_emulated_bfloat16(bf16, "fnn")
+    assert "multiplies in bfloat16, which this cpu has no hardware for" in capsys.readouterr().err
+    study_module._warn_emulated_bfloat16(bf16, "lr")  # no torch products: nothing to say
+    monkeypatch.setattr(_device, "native_bfloat16", lambda device: True)
+    study_module._warn_emulated_bfloat16(bf16, "fnn")
+    assert capsys.readouterr().err == ""
