@@ -172,6 +172,20 @@ def test_generated_numbers_are_in_both_formats(rendered):
     assert missing == {"HTML": [], "PDF": []}, f"generated numbers missing: {missing}"
 
 
+def test_negative_numbers_in_the_text_have_a_minus_sign_in_both_formats(rendered):
+    """minus-signs.lua: a generated "-1.47" reads "−1.47"; words such as CD-1 and ranges such as
+    24-33 keep their hyphen, and code and mathematics are left alone."""
+    _, out = rendered
+    article = (out / "index.html").read_text().split("</main>")[0]
+    article = re.sub(r"<(script|style|pre|code|math)\b.*?</\1>", " ", article, flags=re.S)
+    html = html_lib.unescape(re.sub(r"<[^>]+>", " ", article))
+    pdf = _pdf_text(out / "index.pdf")
+    hyphen_number = re.compile(r".{0,30}(?<![\w.\-\u2212])-\d.{0,10}")
+    for name, text in (("HTML", html), ("PDF", pdf)):
+        assert not hyphen_number.findall(text), f"{name}: hyphens as minus signs: {hyphen_number.findall(text)}"
+        assert "\u2212" in text and "CD-1" in text, name
+
+
 def test_html_math_is_mathml_and_nothing_is_loaded_from_another_site(rendered):
     """Offline readers see the equations: MathML, drawn by the browser, instead of MathJax from a CDN."""
     _, out = rendered
