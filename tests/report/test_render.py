@@ -173,7 +173,7 @@ def test_generated_numbers_are_in_both_formats(rendered):
 
 
 def test_negative_numbers_in_the_text_have_a_minus_sign_in_both_formats(rendered):
-    """minus-signs.lua: a generated "-1.47" reads "−1.47"; words such as CD-1 and ranges such as
+    """numbers.lua: a generated "-1.47" reads "−1.47"; words such as CD-1 and ranges such as
     24-33 keep their hyphen, and code and mathematics are left alone."""
     _, out = rendered
     article = (out / "index.html").read_text().split("</main>")[0]
