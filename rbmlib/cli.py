@@ -114,7 +114,7 @@ def _status(args) -> int:
         print("Every study has its budget.")
     else:
         print(f"Trials left: about {left:.1f} hours on one thread"
-              + (f", and {', '.join(unknown)} not started or without a finished trial" if unknown else "")
+              + (f", and {', '.join(unknown)} not started or without a complete trial" if unknown else "")
               + "; then the evaluation.")
     return 0
 

@@ -2,8 +2,8 @@
 
 Read-only: the studies are opened as :func:`rbmlib.report.search.read_studies`
 opens them, so this may run beside ``make tune``. The hours left are a rough
-guide: the trials a study still lacks (as many as its budget lacks, more if
-Hyperband goes on pruning) times the mean length of its finished trials.
+guide: the trials a study still lacks times the mean length of its finished
+trials (:func:`hours_left`).
 """
 
 from __future__ import annotations
@@ -45,14 +45,33 @@ def progress_table(preset, *, storage: str | None = None) -> pd.DataFrame:
             rows.append(row)
             continue
         row["finished"], row["complete"] = protocol.counts(study)
-        minutes = _mean_minutes(study)
-        need = max(protocol.shortfall(study, budget, preset.min_complete))
         if row["complete"]:
             row["best val accuracy"], row["best trial"] = study.best_value, study.best_trial.number
-        if minutes is not None:
-            row["minutes per trial"], row["hours left"] = minutes, need * minutes / 60
+        row["minutes per trial"] = _mean_minutes(study)
+        row["hours left"] = hours_left(study, budget, preset.min_complete)
         rows.append(row)
     return pd.DataFrame(rows, columns=COLUMNS).astype({"best trial": "Int64"})
+
+
+def hours_left(study, n_trials: int, min_complete: int = 0) -> float | None:
+    """Expected hours until ``study`` has its budget, at its own mix of complete and pruned trials.
+
+    Hyperband prunes a share of the trials, and a study short of complete
+    trials runs on until it has them: at the share ``s`` of complete trials so
+    far, ``c`` more complete ones take about ``c / s`` trials. The trials left,
+    ``max(finished lacking, c / s)``, times the mean length of the finished ones.
+    None before the first finished trial, or while complete ones are lacking and
+    none has completed yet (no share to go by).
+    """
+    minutes = _mean_minutes(study)
+    if minutes is None:
+        return None
+    finished, complete = protocol.counts(study)
+    need_finished, need_complete = protocol.shortfall(study, n_trials, min_complete)
+    if need_complete and not complete:
+        return None
+    trials = max(need_finished, need_complete * finished / complete if need_complete else 0)
+    return trials * minutes / 60
 
 
 def _mean_minutes(study) -> float | None:

@@ -1,13 +1,17 @@
 """rbmlib status: each study's trials against its budget, read-only."""
 
 import dataclasses
+import datetime
+
+import optuna
 
 import pytest
+from optuna.trial import TrialState
 from tuning_helpers import TINY
 
 from rbmlib import paths
 from rbmlib.cli import main
-from rbmlib.tuning.progress import progress_table
+from rbmlib.tuning.progress import hours_left, progress_table
 from rbmlib.tuning.study import tune
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("tuning_results", "fashion_mnist")]
@@ -31,4 +35,27 @@ def test_the_command_prints_every_model_and_the_hours_left(capsys):
     assert main(["status", "--preset", "smoke"]) == 0
     out = capsys.readouterr().out
     assert all(model in out for model in ("lr", "fnn", "cnn", "rbm-lr", "rbm-fnn"))
-    assert "not started or without a finished trial; then the evaluation." in out
+    assert "not started or without a complete trial; then the evaluation." in out
+
+
+def _study(complete: int, pruned: int, minutes: float = 6.0) -> optuna.Study:
+    """An in-memory study of trials that each took ``minutes``."""
+    study = optuna.create_study(direction="maximize")
+    for state in [TrialState.COMPLETE] * complete + [TrialState.PRUNED] * pruned:
+        trial = optuna.trial.create_trial(state=state, value=0.5 if state == TrialState.COMPLETE else None,
+                                          intermediate_values={} if state == TrialState.COMPLETE else {1: 0.1})
+        trial.datetime_start = trial.datetime_complete - datetime.timedelta(minutes=minutes)
+        study.add_trial(trial)
+    return study
+
+
+def test_hours_left_count_the_trials_that_pruning_adds_to_reach_the_complete_floor():
+    # 2 of 6 finished trials complete: 13 more complete ones take about 39 trials, more than the 24 lacking.
+    assert hours_left(_study(2, 4), 30, 15) == pytest.approx(39 * 6 / 60)
+    # Enough complete trials: the finished ones lacking decide.
+    assert hours_left(_study(15, 5), 30, 15) == pytest.approx(10 * 6 / 60)
+    assert hours_left(_study(15, 15), 30, 15) == 0
+    # Complete trials lacking and none yet: no share to go by. No finished trial: nothing to go by.
+    assert hours_left(_study(0, 3), 30, 15) is None
+    assert hours_left(_study(0, 0), 30, 15) is None
+    assert hours_left(_study(0, 3), 30) == pytest.approx(27 * 6 / 60)  # no floor: pruned trials count
