@@ -40,7 +40,7 @@ help:
 	@echo "               (executed at their smoke defaults, one thread), which nbval compares"
 	@echo "make tune      tune, evaluate and summarise the paper preset: hours, one thread per chain,"
 	@echo "               resumable, logs in results/logs/"
-	@echo "               UNTIL=15:05   tune only, starting no trial that would not end by then"
+	@echo "               UNTIL=15:05   start no trial or refit that would not end by then (run again to go on)"
 	@echo "make lab       JupyterLab on notebooks/ with the rbm-report kernel (THREADS=n as for report)"
 	@echo "               LAB_ARGS=\"--no-browser --ip=0.0.0.0 --port=8888\"  passed on to jupyter lab"
 	@echo "make bench     RBM speed benchmark into results/benchmarks/ (on an otherwise idle machine)"
@@ -117,29 +117,28 @@ TUNE_ORDER_paper := rbm-fnn cnn fnn rbm-lr lr
 TUNE_ORDER_protocol2 := rbm-fnn cnn pre-fnn fnn rbm-lr random-lr lr pca-lr
 TUNE_ORDER_smoke := $(TUNE_ORDER_paper)
 # `rbmlib $(1) --skip-busy --model m` for every model in two chains side by side, one thread
-# each; logs in results/logs/$(PRESET)-$(1)-<model>.log. A chain ends where UNTIL stopped a
-# study short (exit status 3): a later model would start trials whose length nobody knows yet.
+# each; logs in results/logs/$(PRESET)-$(1)-<model>.log. A chain ends where UNTIL stopped it
+# (exit status 3: a later model would start trials or refits whose length nobody knows yet),
+# which sets `stopped`; any other failure ends the recipe.
 chains = chain() { for m in $(TUNE_ORDER_$(PRESET)); do \
-	    $(call threads,1) $(BIN)/rbmlib $(1) --skip-busy --preset $(PRESET) --model $$m $(if $(and $(filter tune,$(1)),$(UNTIL)),--until $(UNTIL)) \
-	      >> results/logs/$(PRESET)-$(1)-$$m.log 2>&1; rc=$$?; \
-	    [ $$rc = 3 ] && return 0; [ $$rc = 0 ] || return 1; \
+	    $(call threads,1) $(BIN)/rbmlib $(1) --skip-busy --preset $(PRESET) --model $$m $(if $(UNTIL),--until $(UNTIL)) \
+	      >> results/logs/$(PRESET)-$(1)-$$m.log 2>&1 || return $$?; \
 	  done; }; \
 	chain & a=$$!; chain & b=$$!; \
 	wait $$a; ra=$$?; wait $$b; rb=$$?; \
-	if [ $$ra != 0 ] || [ $$rb != 0 ]; then echo "make tune: a chain of rbmlib $(1) failed; see results/logs/$(PRESET)-$(1)-*.log"; exit 1; fi
+	for rc in $$ra $$rb; do case $$rc in 0|3) ;; *) echo "make tune: a chain of rbmlib $(1) failed; see results/logs/$(PRESET)-$(1)-*.log"; exit 1;; esac; done; \
+	stopped=$$( { [ $$ra = 3 ] || [ $$rb = 3 ]; } && echo 1)
 tune: data
 	@mkdir -p results/logs
 	@echo "Tuning the $(PRESET) preset; follow it with: tail -f results/logs/$(PRESET)-*.log"
 	@echo "  (where it stands: $(BIN)/rbmlib status --preset $(PRESET))"
-	@$(call chains,tune)
-ifdef UNTIL
-	@echo "make tune: tuned until UNTIL=$(UNTIL) and stopped there (nothing evaluated); run it again to go on"
-else
-	@echo "Evaluating the $(PRESET) preset on the test set (logs: results/logs/$(PRESET)-evaluate-*.log)"
-	@$(call chains,evaluate)
-	$(if $(filter protocol2,$(PRESET)),$(call threads,1) $(BIN)/rbmlib few-labels --preset $(PRESET) >> results/logs/$(PRESET)-few-labels.log 2>&1)
+	@$(call chains,tune); \
+	if [ -n "$$stopped" ]; then echo "make tune: stopped for UNTIL=$(UNTIL) (nothing evaluated yet); run it again to go on"; exit 0; fi; \
+	echo "Evaluating the $(PRESET) preset on the test set (logs: results/logs/$(PRESET)-evaluate-*.log)"; \
+	$(call chains,evaluate); \
+	if [ -n "$$stopped" ]; then echo "make tune: stopped for UNTIL=$(UNTIL) in the evaluation; run it again to go on"; exit 0; fi; \
+	$(if $(filter protocol2,$(PRESET)),$(call threads,1) $(BIN)/rbmlib few-labels --preset $(PRESET) >> results/logs/$(PRESET)-few-labels.log 2>&1 || exit 1;) \
 	$(BIN)/rbmlib summary --preset $(PRESET)
-endif
 
 # The notebooks run through papermill with notebooks/params/$(PRESET).yml into
 # notebooks/executed/ (paper) or notebooks/executed-smoke/ (smoke), skipping those

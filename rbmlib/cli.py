@@ -11,8 +11,9 @@ examples:
 A problem the user can fix (a storage or tracking URI that does not work, a
 damaged study file, a missing study) is one line on stderr and exit status 1;
 a mistyped command line is argparse's usage message and exit status 2.
-`tune --until` that stops a study short of its budget exits with status 3, and
-starts no model after it: ``make tune``'s chains stop there.
+`tune --until` that stops a study short of its budget, or `evaluate --until`
+that stops before a refit, exits with status 3 and starts no model after it:
+``make tune``'s chains stop there.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-#: Exit status of ``tune --until`` that stopped a study short of its budget.
+#: Exit status of ``tune --until`` or ``evaluate --until`` that stopped short.
 UNTIL_STOPPED = 3
 
 # Module level imports stay light (argparse, sys): `rbmlib --help` must not wait
@@ -122,15 +123,20 @@ def _status(args) -> int:
 def _evaluate(args) -> int:
     from rbmlib import tuning
     from rbmlib.tuning.claim import Busy
+    from rbmlib.tuning.deadline import DeadlineStop
 
     # One model at a time under --skip-busy, each under its claim; else all together.
     models = args.model or list(tuning.get_preset(args.preset).models)
     for models in [[m] for m in models] if args.skip_busy else [models]:
         try:
             with _claimed(args, models[0], "evaluate"):  # nothing to hold without --skip-busy
-                tuning.evaluate(models, args.preset, storage=args.storage)
+                tuning.evaluate(models, args.preset, storage=args.storage, until=args.until)
         except Busy as exc:
             print(f"{exc}: skipped")
+        except DeadlineStop as exc:
+            print(f"rbmlib evaluate: {exc}; stopping here, every refit before it is kept "
+                  "(exit status 3): evaluate again to go on")
+            return UNTIL_STOPPED
         except (KeyError, ValueError) as exc:  # a study missing, or without a complete trial
             print(f"rbmlib evaluate: {exc.args[0] if exc.args else exc}", file=sys.stderr)
             return 1
@@ -232,7 +238,7 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--until", type=_until, default=None, metavar="TIME",
                       help="start no trial that would not end by TIME (15:05 or 2026-12-02T15:05, "
                            "local time), judged by the median of the study's complete trials; "
-                           "tune again later to go on")
+                           "tune again later to go on (exit status 3)")
     _add_skip_busy(tune, "tunes")
     tune.set_defaults(run=_tune)
 
@@ -244,6 +250,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="refit the best parameters, score once on test",
                                    epilog=_EVALUATE_EXAMPLES, formatter_class=raw)
     _add_tuning_args(evaluate)
+    evaluate.add_argument("--until", type=_until, default=None, metavar="TIME",
+                          help="start no refit that would not end by TIME, judged by the model's refits "
+                               "so far, else by its best trial; evaluate again later to go on (exit status 3)")
     _add_skip_busy(evaluate, "evaluates")
     evaluate.set_defaults(run=_evaluate)
 

@@ -1,11 +1,14 @@
-"""Stop a study at a trial boundary before a deadline (``rbmlib tune --until 15:05``).
+"""Stop a study at a trial boundary, and an evaluation at a refit boundary, before a deadline.
 
 A study that runs for days in sessions of a few hours loses the trial that is
 running when its session ends: it is retried from its start by the next one
-(:mod:`rbmlib.tuning.study`). Protocol 2's rbm-fnn trials take about 47 minutes,
-so that costs half a trial per session on average. With a deadline, no trial
-starts that would not end before it, judged by the study's own complete trials;
-the study stops cleanly and the next ``tune`` goes on from there.
+(:mod:`rbmlib.tuning.study`). A protocol 2 rbm-fnn trial that trains a new RBM
+takes up to an hour, so that costs up to half an hour per session. With a
+deadline (``rbmlib tune --until 15:05``), no trial starts that would not end
+before it, judged by the study's own complete trials; the study stops cleanly
+and the next ``tune`` goes on from there. ``rbmlib evaluate --until`` does the
+same for the refits, judged by the model's refits so far, or before its first
+by its best trial (:func:`expected_refit_s`), and raises :class:`DeadlineStop`.
 """
 
 from __future__ import annotations
@@ -14,7 +17,12 @@ import datetime
 import statistics
 
 import optuna
+import pandas as pd
 from optuna.trial import TrialState
+
+
+class DeadlineStop(Exception):
+    """The next step would not end before the ``--until`` deadline; everything before it is kept."""
 
 
 def parse_until(text: str, now: datetime.datetime | None = None) -> datetime.datetime:
@@ -56,11 +64,32 @@ def fits(study: optuna.Study, until: datetime.datetime | None,
     Before the study's first complete trial nothing is known of its length, so a
     trial starts whenever the deadline has not passed.
     """
+    return ends_before(expected_trial_s(study), until, now)
+
+
+def ends_before(seconds: float | None, until: datetime.datetime | None,
+                now: datetime.datetime | None = None) -> bool:
+    """Whether a step of ``seconds`` started now ends before ``until`` (unknown length: whether it has passed)."""
     if until is None:
         return True
     now = datetime.datetime.now() if now is None else now
-    expected = expected_trial_s(study) or 0.0
-    return now + datetime.timedelta(seconds=expected) < until
+    return now + datetime.timedelta(seconds=seconds or 0.0) < until
+
+
+def expected_refit_s(refit_seconds, best_trial, data_ratio: float) -> float | None:
+    """How long a model's next refit is expected to take, in seconds.
+
+    The median of its refits so far (``refit_seconds``: other seeds, the same
+    parameters on the same data); before the first, its best trial's length
+    times ``data_ratio`` (the refit's training images over a trial's: 60,000
+    over 50,000). That guess is short where the best trial drew its RBM from
+    the cache and the refit trains one; None if the trial has no length.
+    """
+    done = [s for s in refit_seconds if pd.notna(s)]
+    if done:
+        return float(statistics.median(done))
+    duration = getattr(best_trial, "duration", None)
+    return duration.total_seconds() * data_ratio if duration is not None else None
 
 
 class StopBefore:

@@ -31,7 +31,7 @@ from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
 from rbmlib import data, metrics, paths
-from rbmlib.tuning import ledger, protocol
+from rbmlib.tuning import deadline, ledger, protocol
 from rbmlib.models import get_model, make_model
 from rbmlib.tuning.presets import get_preset
 from rbmlib.tuning.rbm_cache import attach_rbm, fit_feature_steps
@@ -147,7 +147,7 @@ def append_row(path, row: dict, columns=EVALUATION_COLUMNS) -> None:
 
 
 def evaluate(models=None, preset="paper", *, storage: str | None = None, seeds=None,
-             cache_dir=None) -> pd.DataFrame:
+             cache_dir=None, until=None) -> pd.DataFrame:
     """Refit the best parameters of each study and score them once on the test split.
 
     Parameters
@@ -161,11 +161,19 @@ def evaluate(models=None, preset="paper", *, storage: str | None = None, seeds=N
         Default: the preset's ``refit_random_states`` of each model.
     cache_dir : path-like, optional
         RBM cache (default ``paths.CACHE_DIR / "rbm"``).
+    until : datetime.datetime, optional
+        Start no refit that is not expected to end before then
+        (:func:`rbmlib.tuning.deadline.expected_refit_s`).
 
     Returns
     -------
     pandas.DataFrame
         All rows of ``evaluation.csv`` (``EVALUATION_COLUMNS``).
+
+    Raises
+    ------
+    rbmlib.tuning.deadline.DeadlineStop
+        With ``until``: the next refit would not end in time (the rows before it are written).
     """
     preset = get_preset(preset)
     models = list(models or preset.models)
@@ -188,7 +196,15 @@ def evaluate(models=None, preset="paper", *, storage: str | None = None, seeds=N
         X, y = data.load_split("trainval", subset=preset.trainval_subset)
         X_test, y_test = data.load_split("test", subset=preset.test_subset)
         path = paths.evaluation_csv(preset.name)
+        data_ratio = len(y) / (preset.train_subset or len(y) - data.N_VAL)  # trainval over a trial's train
+        seconds = {m: list(done.loc[(done["model"] == m) & (done["trial_number"] == best[m].number)
+                                    & (done["refit_params"] == keys[m]), "seconds"]) for m in models}
         for model, seed in tqdm(todo, desc=f"evaluate ({preset.name})", unit="fit"):
+            expected = deadline.expected_refit_s(seconds[model], best[model], data_ratio)
+            if not deadline.ends_before(expected, until):
+                raise deadline.DeadlineStop(
+                    f"{preset.name}/{model} seed {seed}: its refit (about {(expected or 0) / 60:.0f} min) "
+                    f"would not end before {until:%Y-%m-%d %H:%M} (--until)")
             start = time.perf_counter()
             params = refit_params(model, preset, best[model])
             estimator = fit_final(model, params, seed, X, y, cache_dir=cache_dir)
@@ -199,6 +215,7 @@ def evaluate(models=None, preset="paper", *, storage: str | None = None, seeds=N
                    "test_accuracy": scores["accuracy"], "test_macro_f1": scores["macro_f1"],
                    "seconds": round(time.perf_counter() - start, 2), "refit_params": keys[model]}
             append_row(path, row)
+            seconds[model].append(row["seconds"])
             ledger.append(preset.name, {"digest": digest, "model": model, "seed": seed,
                                         "trial_number": best[model].number,
                                         "params": keys[model], "test_accuracy": scores["accuracy"],

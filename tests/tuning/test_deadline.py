@@ -83,3 +83,45 @@ def test_tune_with_a_passed_deadline_runs_no_trial_and_resumes_later():
     assert counts(study) == (0, 0)
     study = tune("lr", TINY, show_progress_bar=False)
     assert counts(load_study("lr", TINY, create=False))[0] == TINY.n_trials["lr"]
+
+
+def test_a_refit_is_expected_to_take_as_long_as_the_models_refits_so_far_else_its_best_trial_scaled():
+    trial = _study(10).trials[0]
+    assert deadline.expected_refit_s([300.0, 100.0, 200.0], trial, 1.2) == pytest.approx(200.0)
+    assert deadline.expected_refit_s([], trial, 1.2) == pytest.approx(10 * 60 * 1.2)
+    assert deadline.expected_refit_s([float("nan")], trial, 1.2) == pytest.approx(10 * 60 * 1.2)
+    untimed = optuna.trial.create_trial(value=0.5)
+    untimed.datetime_start = None  # a trial with no recorded length
+    assert deadline.expected_refit_s([], untimed, 1.2) is None
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("tuning_results", "fashion_mnist")
+def test_evaluate_with_a_passed_deadline_scores_nothing_and_resumes_later(capsys):
+    from rbmlib.tuning import ledger
+    from rbmlib.tuning.refit import evaluate
+
+    tune("lr", TINY, show_progress_bar=False)
+    past = datetime.datetime.now() - datetime.timedelta(minutes=1)
+    with pytest.raises(deadline.DeadlineStop, match=r"tiny/lr seed 0: its refit \(about \d+ min\) would not end"):
+        evaluate(["lr"], TINY, until=past)
+    assert ledger.read(TINY.name).empty  # no look at the test set
+    rows = evaluate(["lr"], TINY, until=datetime.datetime.now() + datetime.timedelta(hours=1))
+    assert sorted(rows["seed"]) == sorted(TINY.refit_random_states["lr"])
+
+
+def test_evaluate_until_that_stops_exits_3_and_evaluates_no_later_model(monkeypatch, capsys):
+    from rbmlib import tuning
+
+    evaluated = []
+
+    def evaluate(models, preset, **kw):
+        evaluated.extend(models)
+        if models == ["cnn"]:
+            raise deadline.DeadlineStop("smoke/cnn seed 0: its refit (about 40 min) would not end before ...")
+
+    monkeypatch.setattr(tuning, "evaluate", evaluate)
+    assert main(["evaluate", "--skip-busy", "--preset", "smoke", "--model", "lr", "--model", "cnn",
+                 "--model", "fnn", "--until", "23:59"]) == 3
+    assert evaluated == ["lr", "cnn"]
+    assert "every refit before it is kept (exit status 3)" in capsys.readouterr().out
