@@ -212,7 +212,8 @@ def speed_figure(table: pd.DataFrame) -> Figure:
     limits = [("float32", "matmul_peak_gflops", "k"), ("bf16", "bf16_matmul_peak_gflops", "0.55")]
     colours = {key: f"C{i}" for i, (key, _) in enumerate(_FAMILIES)}
     labels = dict(_FAMILIES)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), sharey=True, layout="constrained")
+    # The width of a page's text (about 6.7 in), so that the labels print at their size.
+    fig, axes = plt.subplots(1, 2, figsize=(7.5, 4.6), sharey=True, layout="constrained")
     handles = {}
     for ax, algorithm in zip(axes, ("CD-1", "PCD-1")):
         ran = t[(t.algorithm == algorithm) & np.isfinite(t.samples_per_s)]
@@ -228,7 +229,7 @@ def speed_figure(table: pd.DataFrame) -> Figure:
             if column in t and np.isfinite(t[column].iloc[0]):
                 handles[label] = ax.scatter(x, t[column].iloc[0] * 1e9 / flops, marker="_", s=700,
                                             linewidths=2, color=colour, zorder=3)
-        ax.set_xticks(x, [f"H={h}\nB={b}" for h, b in settings.itertuples(index=False)])
+        ax.set_xticks(x, [f"H={h}\nB={b}" for h, b in settings.itertuples(index=False)], fontsize=8)
         ax.set_title(algorithm)
         ax.set_yscale("log")
     axes[0].set_ylabel("training samples per second")
@@ -238,7 +239,7 @@ def speed_figure(table: pd.DataFrame) -> Figure:
     names = {key: labels.get(key, f"{key[0]}, {key[1]}") for key in order if isinstance(key, tuple)}
     names.update({label: f"arithmetic limit, {label} (matmul peak / 10 V H)" for label, *_ in limits})
     fig.legend([handles[k] for k in order], [names[k] for k in order], loc="outside lower center",
-               ncol=4, fontsize=8, frameon=False)
+               ncol=2, fontsize=8, frameon=False)
     where = t["device_name"].iloc[0] if "device_name" in t else t["device"].iloc[0]
     fig.suptitle(f"RBM training throughput, one epoch ({where}, {t['threads'].iloc[0]} threads, "
                  f"torch {t['torch'].iloc[0]})", fontsize=10)
