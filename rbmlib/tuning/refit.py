@@ -197,8 +197,7 @@ def evaluate(models=None, preset="paper", *, storage: str | None = None, seeds=N
         X_test, y_test = data.load_split("test", subset=preset.test_subset)
         path = paths.evaluation_csv(preset.name)
         data_ratio = len(y) / (preset.train_subset or len(y) - data.N_VAL)  # trainval over a trial's train
-        seconds = {m: list(done.loc[(done["model"] == m) & (done["trial_number"] == best[m].number)
-                                    & (done["refit_params"] == keys[m]), "seconds"]) for m in models}
+        seconds = {m: list(current_rows(done, preset, m, best[m].number, keys[m])["seconds"]) for m in models}
         for model, seed in tqdm(todo, desc=f"evaluate ({preset.name})", unit="fit"):
             expected = deadline.expected_refit_s(seconds[model], best[model], data_ratio)
             if not deadline.ends_before(expected, until):
