@@ -111,11 +111,12 @@ chromium:
 # so neither idles while the other has hours left. Evaluation starts only when
 # both chains are done: no test score is seen while a model is still tuned
 # (protocol 2 refuses it anyway); it shares the models out the same way.
-# Protocol 2 then runs its few-labels study on the evaluated refits (rbmlib few-labels).
+# Protocol 2 (and the smoke preset, its miniature) then runs its few-labels study on the
+# evaluated refits (rbmlib few-labels).
 # Costs: results/benchmarks/trial_cost.csv; where the studies stand: rbmlib status.
 TUNE_ORDER_paper := rbm-fnn cnn fnn rbm-lr lr
 TUNE_ORDER_protocol2 := rbm-fnn cnn pre-fnn fnn rbm-lr random-lr lr pca-lr
-TUNE_ORDER_smoke := $(TUNE_ORDER_paper)
+TUNE_ORDER_smoke := $(TUNE_ORDER_protocol2)
 # `rbmlib $(1) --skip-busy --model m` for every model in two chains side by side, one thread
 # each; logs in results/logs/$(PRESET)-$(1)-<model>.log. A chain ends where UNTIL stopped it
 # (exit status 3: a later model would start trials or refits whose length nobody knows yet),
@@ -137,7 +138,7 @@ tune: data
 	echo "Evaluating the $(PRESET) preset on the test set (logs: results/logs/$(PRESET)-evaluate-*.log)"; \
 	$(call chains,evaluate); \
 	if [ -n "$$stopped" ]; then echo "make tune: stopped for UNTIL=$(UNTIL) in the evaluation; run it again to go on"; exit 0; fi; \
-	$(if $(filter protocol2,$(PRESET)),$(call threads,1) $(BIN)/rbmlib few-labels --preset $(PRESET) >> results/logs/$(PRESET)-few-labels.log 2>&1 || exit 1;) \
+	$(if $(filter protocol2 smoke,$(PRESET)),$(call threads,1) $(BIN)/rbmlib few-labels --preset $(PRESET) >> results/logs/$(PRESET)-few-labels.log 2>&1 || exit 1;) \
 	$(BIN)/rbmlib summary --preset $(PRESET)
 
 # The notebooks run through papermill with notebooks/params/$(PRESET).yml into

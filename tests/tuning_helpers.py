@@ -19,13 +19,16 @@ import sys
 import time
 from pathlib import Path
 
-from rbmlib.tuning.presets import SMOKE
+from rbmlib.tuning import spaces
+from rbmlib.tuning.presets import PROTOCOL1_MODELS, SMOKE
 
-#: Smaller than the smoke preset; the name keeps its outputs apart from real presets'.
+#: Smaller than the smoke preset, with protocol 1's five models and spaces (the smoke preset has
+#: protocol 2's); the name keeps its outputs apart from real presets'.
 TINY = dataclasses.replace(
     SMOKE,
     name="tiny",
-    n_trials={m: 2 for m in SMOKE.n_trials},
+    n_trials={m: 2 for m in PROTOCOL1_MODELS},
+    spaces=spaces.PROTOCOL1,
     train_subset=300,
     val_subset=200,
     trainval_subset=300,
@@ -33,6 +36,10 @@ TINY = dataclasses.replace(
     n_iter={"fnn": 2, "cnn": 1, "rbm-fnn": 2},
     rbm__n_iter=1,
     rbm__n_components=(8, 16, 8),
+    refit_random_states={m: (0, 1, 2) for m in PROTOCOL1_MODELS},
+    pruner="median",
+    pruner_n_startup_trials=1,
+    pruner_n_warmup_steps=1,
     heartbeat_interval=1,  # a killed worker's trial is declared dead after 2 s
 )
 

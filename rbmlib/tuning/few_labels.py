@@ -63,6 +63,15 @@ def ledger_model(model: str, labels_per_class: int) -> str:
     return f"{LEDGER_PREFIX}{model}/n={labels_per_class}"
 
 
+def labels_per_class_for(preset) -> tuple[int, ...]:
+    """The ``LABELS_PER_CLASS`` that the preset's training and validation subsets hold
+    (all three on full splits; the smoke preset's 500 validation images hold only 10 per class)."""
+    preset = get_preset(preset)
+    sizes = [n for n in (preset.train_subset, preset.val_subset) if n is not None]
+    most = min(sizes, default=math.inf) // len(data.CLASS_NAMES)
+    return tuple(n for n in LABELS_PER_CLASS if n <= most)
+
+
 def c_grid(preset) -> np.ndarray:
     """The C values tried: the protocol's range for ``lr`` (its search space), on a log grid.
 
@@ -251,7 +260,7 @@ def _record(preset, digest: str, row: dict, y_pred) -> None:
     _append_row(paths.few_labels_csv(preset.name), row)
 
 
-def few_labels(preset="protocol2", *, labels_per_class=LABELS_PER_CLASS, seeds=None, storage=None,
+def few_labels(preset="protocol2", *, labels_per_class=None, seeds=None, storage=None,
                cache_dir=None) -> pd.DataFrame:
     """Score logistic regression on pixels, RBM and random features with few labels, once each.
 
@@ -259,8 +268,9 @@ def few_labels(preset="protocol2", *, labels_per_class=LABELS_PER_CLASS, seeds=N
     ----------
     preset : str or Preset
         Needs the models of ``FEATURE_MODELS``, tuned and evaluated.
-    labels_per_class : iterable of int
+    labels_per_class : iterable of int, optional
         Labelled training images per class; the validation subset has as many.
+        Default: :func:`labels_per_class_for` the preset.
     seeds : iterable of int, optional
         Default: the preset's ``refit_random_states`` of ``rbm-lr``. Seed s
         picks the refit of seed s as the feature map and draws subsets s.
@@ -286,6 +296,8 @@ def few_labels(preset="protocol2", *, labels_per_class=LABELS_PER_CLASS, seeds=N
 
     preset = get_preset(preset)
     seeds = [int(s) for s in (preset.refit_random_states["rbm-lr"] if seeds is None else seeds)]
+    if labels_per_class is None:
+        labels_per_class = labels_per_class_for(preset)
     labels_per_class = [int(n) for n in labels_per_class]
     done = set(map(tuple, read_results(preset)[_KEY].astype({"labels_per_class": int, "seed": int})
                    .itertuples(index=False)))

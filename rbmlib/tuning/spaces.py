@@ -87,7 +87,7 @@ def rbm_fnn(trial: optuna.Trial, preset) -> dict:
     return {**_rbm(trial, preset), **fnn(trial, preset, prefix="clf__")}
 
 
-#: Protocol 1 (the ``paper`` and ``smoke`` presets): model name -> space(trial, preset) -> params.
+#: Protocol 1 (the ``paper`` preset): model name -> space(trial, preset) -> params.
 PROTOCOL1: dict[str, Callable[..., dict]] = {
     "lr": lr,
     "fnn": fnn,
@@ -144,13 +144,23 @@ def cnn2(trial: optuna.Trial, preset) -> dict:
 
 
 def _rbm2(trial: optuna.Trial, preset) -> dict:
-    """The RBM: size, step, batch, epochs, CD-1 or PCD-1, and the original's binarised batches."""
-    return {
-        "rbm__n_components": trial.suggest_int("rbm__n_components", 256, 8192, log=True),
+    """The RBM: size, step, batch, epochs, CD-1 or PCD-1, and the original's binarised batches.
+
+    Protocol 2 tunes 256 to 8,192 units and the epochs; a preset that sets
+    ``rbm__n_components`` (low, high, _) or fixes ``rbm__n_iter`` (the smoke preset,
+    to stay tiny) narrows the first and drops the second.
+    """
+    low, high = preset.rbm__n_components[:2] if preset.rbm__n_components else (256, 8192)
+    # In this order (TPE's seeded draws follow it): size, step, batch, epochs, sampler, binarising.
+    params = {
+        "rbm__n_components": trial.suggest_int("rbm__n_components", low, high, log=True),
         "rbm__learning_rate": trial.suggest_float("rbm__learning_rate", 1e-3, 0.3, log=True),
         "rbm__batch_size": trial.suggest_int("rbm__batch_size", 32, 1024, log=True),
-        # The original trained 24-33 epochs; protocol 1 fixed 10.
-        "rbm__n_iter": trial.suggest_int("rbm__n_iter", 5, 50, step=5),
+    }
+    if not preset.rbm__n_iter:  # the original trained 24-33 epochs; protocol 1 fixed 10
+        params["rbm__n_iter"] = trial.suggest_int("rbm__n_iter", 5, 50, step=5)
+    return {
+        **params,
         "rbm__persistent": trial.suggest_categorical("rbm__persistent", [True, False]),  # PCD-1 or CD-1
         "rbm__sample_visible": trial.suggest_categorical("rbm__sample_visible", [False, True]),
     }

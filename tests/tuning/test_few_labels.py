@@ -79,6 +79,12 @@ def test_the_ledger_name_says_what_was_scored():
     assert fl.ledger_model("rbm-lr", 10) == "few-labels/rbm-lr/n=10"
 
 
+def test_the_labels_per_class_are_those_the_presets_subsets_hold():
+    assert fl.labels_per_class_for("protocol2") == fl.LABELS_PER_CLASS == (10, 100, 1000)  # full splits
+    assert fl.labels_per_class_for("smoke") == (10,)  # 500 validation images: 50 per class
+    assert fl.labels_per_class_for(dataclasses.replace(TINY, val_subset=None, train_subset=999)) == (10,)
+
+
 def test_a_preset_without_the_compared_models_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path)
     with pytest.raises(ValueError, match="the paper preset lacks random-lr"):

@@ -13,7 +13,7 @@ from tuning_helpers import TINY
 
 from rbmlib import BernoulliRBM, paths
 from rbmlib.tuning import ledger, protocol, spaces
-from rbmlib.tuning.presets import PAPER, PROTOCOL2
+from rbmlib.tuning.presets import PAPER, PROTOCOL2, SMOKE
 from rbmlib.tuning.protocol import NotReadyError, ProtocolLockedError
 from rbmlib.tuning.study import load_study, make_pruner
 
@@ -52,6 +52,26 @@ def test_protocol_1s_spaces_are_the_ones_its_committed_studies_searched():
         storage = f"sqlite:///{paths.study_db('paper', model)}"
         last = optuna.load_study(study_name=f"paper/{model}", storage=storage).trials[-1]
         assert last.distributions == protocol.space_distributions(PAPER.spaces[model], PAPER), model
+
+
+def test_protocol_2s_code_states_the_protocol_its_committed_studies_ran_under():
+    """A change to shared code (the smoke preset reads the same spaces) must leave protocol 2 as it ran."""
+    from rbmlib.report.search import read_studies
+
+    for model, study in read_studies(PROTOCOL2.models, PROTOCOL2).items():
+        if study is None or not study.trials:
+            continue  # not started yet
+        assert study.user_attrs["protocol_digest"] == protocol.digest(PROTOCOL2), model
+        last = study.trials[-1]
+        assert last.distributions == protocol.space_distributions(PROTOCOL2.spaces[model], PROTOCOL2), model
+
+
+def test_the_smoke_preset_is_protocol_2_in_miniature():
+    assert SMOKE.models == PROTOCOL2.models and SMOKE.pruner == PROTOCOL2.pruner
+    assert {m: SMOKE.spaces[m] for m in SMOKE.models} == dict(PROTOCOL2.spaces)
+    assert set(SMOKE.n_iter) == set(PROTOCOL2.n_iter)
+    tiny = protocol.space_distributions(SMOKE.spaces["rbm-lr"], SMOKE)
+    assert tiny["rbm__n_components"].high <= 64 and "rbm__n_iter" not in tiny  # fixed at the preset's
 
 
 def test_protocol_2_fixes_equal_budgets_five_seeds_one_pruner_and_the_locks():
