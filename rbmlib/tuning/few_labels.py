@@ -68,8 +68,9 @@ def labels_per_class_for(preset) -> tuple[int, ...]:
     (all three on full splits; the smoke preset's 500 validation images hold only 10 per class)."""
     preset = get_preset(preset)
     sizes = [n for n in (preset.train_subset, preset.val_subset) if n is not None]
-    most = min(sizes, default=math.inf) // len(data.CLASS_NAMES)
-    return tuple(n for n in LABELS_PER_CLASS if n <= most)
+    if not sizes:  # full splits: thousands of images per class
+        return LABELS_PER_CLASS
+    return tuple(n for n in LABELS_PER_CLASS if n <= min(sizes) // len(data.CLASS_NAMES))
 
 
 def c_grid(preset) -> np.ndarray:
