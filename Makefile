@@ -111,8 +111,8 @@ chromium:
 # so neither idles while the other has hours left. Evaluation starts only when
 # both chains are done: no test score is seen while a model is still tuned
 # (protocol 2 refuses it anyway); it shares the models out the same way.
-# Protocol 2 (and the smoke preset, its miniature) then runs its few-labels study on the
-# evaluated refits (rbmlib few-labels).
+# Then the few-labels study on the evaluated refits, where the preset has one
+# (rbmlib few-labels --if-applicable: protocol 2 and the smoke preset, its miniature).
 # Costs: results/benchmarks/trial_cost.csv; where the studies stand: rbmlib status.
 TUNE_ORDER_paper := rbm-fnn cnn fnn rbm-lr lr
 TUNE_ORDER_protocol2 := rbm-fnn cnn pre-fnn fnn rbm-lr random-lr lr pca-lr
@@ -138,7 +138,7 @@ tune: data
 	echo "Evaluating the $(PRESET) preset on the test set (logs: results/logs/$(PRESET)-evaluate-*.log)"; \
 	$(call chains,evaluate); \
 	if [ -n "$$stopped" ]; then echo "make tune: stopped for UNTIL=$(UNTIL) in the evaluation; run it again to go on"; exit 0; fi; \
-	$(if $(filter protocol2 smoke,$(PRESET)),$(call threads,1) $(BIN)/rbmlib few-labels --preset $(PRESET) >> results/logs/$(PRESET)-few-labels.log 2>&1 || exit 1;) \
+	$(call threads,1) $(BIN)/rbmlib few-labels --if-applicable --preset $(PRESET) >> results/logs/$(PRESET)-few-labels.log 2>&1 || exit 1; \
 	$(BIN)/rbmlib summary --preset $(PRESET)
 
 # The notebooks run through papermill with notebooks/params/$(PRESET).yml into

@@ -160,8 +160,12 @@ def _few_labels(args) -> int:
 
     from rbmlib import paths
     from rbmlib.report.few_labels import few_labels_table
-    from rbmlib.tuning.few_labels import few_labels
+    from rbmlib.tuning.few_labels import applies_to, few_labels
+    from rbmlib.tuning.presets import get_preset
 
+    if args.if_applicable and not applies_to(get_preset(args.preset).models):
+        print(f"rbmlib few-labels: the {args.preset} preset has no few-labels study; nothing to do")
+        return 0
     try:
         results = few_labels(args.preset, storage=args.storage)
     except (KeyError, ValueError) as exc:  # not ready, not evaluated, a second look
@@ -265,6 +269,9 @@ def _parser() -> argparse.ArgumentParser:
                               "labels per class on pixels, RBM and random features, test once",
                               epilog=_FEW_LABELS_EXAMPLES, formatter_class=raw)
     _add_tuning_args(few, models=False)
+    few.add_argument("--if-applicable", action="store_true",
+                     help="do nothing (exit status 0) where the preset lacks the compared models, "
+                          "as protocol 1 (paper) does; `make tune` runs it so for every preset")
     few.set_defaults(run=_few_labels)
     return parser
 

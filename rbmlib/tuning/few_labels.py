@@ -63,6 +63,16 @@ def ledger_model(model: str, labels_per_class: int) -> str:
     return f"{LEDGER_PREFIX}{model}/n={labels_per_class}"
 
 
+def applies_to(models) -> bool:
+    """Whether a run of these models holds the few-labels study: all of ``FEATURE_MODELS``.
+
+    Protocol 2 and the smoke preset do; protocol 1 (``paper``) has no ``random-lr``.
+    The one rule that ``rbmlib few-labels --if-applicable`` (the Makefile) and
+    notebook 05 both follow.
+    """
+    return set(FEATURE_MODELS) <= set(models)
+
+
 def labels_per_class_for(preset) -> tuple[int, ...]:
     """The ``LABELS_PER_CLASS`` that the preset's training and validation subsets hold
     (all three on full splits; the smoke preset's 500 validation images hold only 10 per class)."""
@@ -155,8 +165,8 @@ def check_ready(preset, seeds, *, storage=None) -> str:
     from rbmlib.tuning.refit import check_protocol, current_rows, params_key, read_evaluation, refit_params
 
     preset = get_preset(preset)
-    missing = [m for m in FEATURE_MODELS if m not in preset.models]
-    if missing:
+    if not applies_to(preset.models):
+        missing = [m for m in FEATURE_MODELS if m not in preset.models]
         raise ValueError(f"The few-labels study compares {', '.join(FEATURE_MODELS)}; the {preset.name} "
                          f"preset lacks {', '.join(missing)}.")
     digest = check_protocol(preset, storage)

@@ -91,6 +91,21 @@ def test_a_preset_without_the_compared_models_is_refused(tmp_path, monkeypatch):
         fl.few_labels("paper")
 
 
+def test_one_rule_says_which_runs_hold_the_study_and_the_command_line_follows_it(tmp_path, monkeypatch,
+                                                                                 capsys):
+    assert [fl.applies_to(presets.get_preset(p).models) for p in ("paper", "protocol2", "smoke")] == [
+        False, True, True]
+    assert not fl.applies_to(["lr", "rbm-lr"]) and fl.applies_to(["cnn", *fl.FEATURE_MODELS])
+    monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path)
+    assert main(["few-labels", "--if-applicable", "--preset", "paper"]) == 0  # what `make tune` runs
+    assert capsys.readouterr().out.strip() == (
+        "rbmlib few-labels: the paper preset has no few-labels study; nothing to do")
+    assert main(["few-labels", "--preset", "paper"]) == 1  # asked for by name: refused, in one line
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("the paper preset lacks random-lr.") and "\n" not in err
+    assert not any(tmp_path.iterdir())  # nothing written either way
+
+
 # ----------------------------------------------------------------------------- on tiny real data
 
 @pytest.fixture(scope="module")
