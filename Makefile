@@ -108,7 +108,9 @@ chromium:
 # with one thread each (on two cores, torch's threads in two processes would
 # fight). Both go through the same list of models, costliest first, and each
 # takes the next model the other is not running (`--skip-busy`, rbmlib/tuning/claim.py),
-# so neither idles while the other has hours left. Evaluation starts only when
+# so neither idles while the other has hours left; a tuning chain with no model left
+# to take then joins the other's study as its second worker (`--join`, a second pass).
+# Evaluation starts only when
 # both chains are done: no test score is seen while a model is still tuned
 # (protocol 2 refuses it anyway); it shares the models out the same way.
 # Then the few-labels study on the evaluated refits, where the preset has one
@@ -118,13 +120,14 @@ TUNE_ORDER_paper := rbm-fnn cnn fnn rbm-lr lr
 TUNE_ORDER_protocol2 := rbm-fnn cnn pre-fnn fnn rbm-lr random-lr lr pca-lr
 TUNE_ORDER_smoke := $(TUNE_ORDER_protocol2)
 # `rbmlib $(1) --skip-busy --model m` for every model in two chains side by side, one thread
-# each; logs in results/logs/$(PRESET)-$(1)-<model>.log. A chain ends where UNTIL stopped it
+# each, then (tuning only) the same with --join; logs in results/logs/$(PRESET)-$(1)-<model>.log.
+# A chain ends where UNTIL stopped it
 # (exit status 3: a later model would start trials or refits whose length nobody knows yet),
 # which sets `stopped`; any other failure ends the recipe.
-chains = chain() { for m in $(TUNE_ORDER_$(PRESET)); do \
-	    $(call threads,1) $(BIN)/rbmlib $(1) --skip-busy --preset $(PRESET) --model $$m $(if $(UNTIL),--until $(UNTIL)) \
+chains = chain() { for pass in "" $(if $(filter tune,$(1)),--join); do for m in $(TUNE_ORDER_$(PRESET)); do \
+	    $(call threads,1) $(BIN)/rbmlib $(1) --skip-busy $$pass --preset $(PRESET) --model $$m $(if $(UNTIL),--until $(UNTIL)) \
 	      >> results/logs/$(PRESET)-$(1)-$$m.log 2>&1 || return $$?; \
-	  done; }; \
+	  done; done; }; \
 	chain & a=$$!; chain & b=$$!; \
 	wait $$a; ra=$$?; wait $$b; rb=$$?; \
 	for rc in $$ra $$rb; do case $$rc in 0|3) ;; *) echo "make tune: a chain of rbmlib $(1) failed; see results/logs/$(PRESET)-$(1)-*.log"; exit 1;; esac; done; \

@@ -71,17 +71,33 @@ def _claimed(args, model: str, command: str):
 def _tune(args) -> int:
     from rbmlib import tuning
     from rbmlib.tuning import protocol
-    from rbmlib.tuning.claim import Busy
+    from rbmlib.tuning.claim import Busy, claim
     from rbmlib.tuning.study import budget
+
+    if args.join and not args.skip_busy:
+        print("rbmlib tune: --join works with --skip-busy (it joins a study that another "
+              "`--skip-busy` process holds); add --skip-busy", file=sys.stderr)
+        return 2
+
+    def run(model, seed):
+        return tuning.tune(model, args.preset, n_trials=args.n_trials, storage=args.storage,
+                           tracking_uri=args.tracking_uri, seed=seed, until=args.until)
 
     for model in args.model or tuning.get_preset(args.preset).models:
         try:
             with _claimed(args, model, "tune"):
-                study = tuning.tune(model, args.preset, n_trials=args.n_trials, storage=args.storage,
-                                    tracking_uri=args.tracking_uri, seed=args.seed, until=args.until)
+                study = run(model, args.seed)
         except Busy as exc:
-            print(f"{exc}: skipped")
-            continue
+            if not args.join:
+                print(f"{exc}: skipped")
+                continue
+            try:  # the study's second worker, with a sampler seed of its own
+                with claim(args.preset, model, "tune --join", worker=1):
+                    print(f"{exc}: joining its study as a second worker (--seed {args.seed + 1})", flush=True)
+                    study = run(model, args.seed + 1)
+            except Busy as exc:
+                print(f"{exc}: skipped")
+                continue
         n, _ = protocol.counts(study)
         try:
             best = f"best val accuracy {study.best_value:.4f} (trial {study.best_trial.number})"
@@ -244,6 +260,10 @@ def _parser() -> argparse.ArgumentParser:
                            "local time), judged by the median of the study's complete trials; "
                            "tune again later to go on (exit status 3)")
     _add_skip_busy(tune, "tunes")
+    tune.add_argument("--join", action="store_true",
+                      help="with --skip-busy: join a study that another chain tunes as its second worker "
+                           "(sampler seed --seed + 1) instead of skipping it; the second pass of `make tune`'s "
+                           "chains, so that no chain idles while the other runs the last study")
     tune.set_defaults(run=_tune)
 
     status = commands.add_parser("status", help="trials so far against each study's budget, best values, "

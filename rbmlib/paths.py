@@ -99,7 +99,8 @@ def predictions_file(preset: str, model: str, trial_number: int, seed: int) -> P
     return preset_dir(preset) / "predictions" / f"{model}-trial{trial_number}-seed{seed}.npy"
 
 
-def claim_file(preset: str, model: str) -> Path:
+def claim_file(preset: str, model: str, worker: int = 0) -> Path:
     """Lock file that ``--skip-busy`` holds while one process tunes or evaluates a model
-    (``tuning.claim``); under the cache, as it means nothing beyond this machine."""
-    return CACHE_DIR / "claims" / f"{preset}-{model}.lock"
+    (``tuning.claim``), or joins its study as worker 1 (``--join``); under the cache, as it
+    means nothing beyond this machine."""
+    return CACHE_DIR / "claims" / (f"{preset}-{model}.lock" if not worker else f"{preset}-{model}.worker{worker}.lock")

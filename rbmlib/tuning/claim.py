@@ -9,6 +9,12 @@ so whichever chain is free takes the next model (longest-first scheduling).
 The same claim keeps two evaluation chains from refitting one model at once,
 which would score it on the test split twice.
 
+When no model is left to claim, a chain would idle while the other runs the
+last study, for hours where that study is an RBM pipeline's. ``rbmlib tune
+--skip-busy --join`` (the chains' second pass) instead joins a busy study as
+its second worker, under a claim of its own (``worker=1``); Optuna shares a
+study between processes through its storage. Tuning only: evaluation never joins.
+
 The lock is ``flock``'s: the kernel releases it when its process ends, however
 it ends, so a killed chain leaves no stale claim behind.
 """
@@ -28,15 +34,17 @@ class Busy(RuntimeError):
 
 
 @contextlib.contextmanager
-def claim(preset: str, model: str, command: str):
+def claim(preset: str, model: str, command: str, worker: int = 0):
     """Hold ``model``'s claim under ``preset`` for the ``with`` block.
+
+    ``worker`` 0 is the model's own claim; 1 that of a second worker on its study.
 
     Raises
     ------
     Busy
         Another process holds it (the message names its command, pid and start).
     """
-    path = paths.claim_file(preset, model)
+    path = paths.claim_file(preset, model, worker)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as f:
         try:
@@ -44,7 +52,7 @@ def claim(preset: str, model: str, command: str):
         except BlockingIOError:
             f.seek(0)
             holder = f.read().strip() or "another process"
-            raise Busy(f"{preset}/{model} is busy ({holder})") from None
+            raise Busy(f"{preset}/{model}{f' (worker {worker})' if worker else ''} is busy ({holder})") from None
         try:
             f.seek(0)
             f.truncate()

@@ -63,6 +63,37 @@ def test_tune_skips_a_model_another_chain_holds_and_tunes_the_rest(monkeypatch, 
     assert tuned == ["lr", "cnn"]
 
 
+def test_tune_join_works_a_busy_study_as_its_second_worker_with_a_seed_of_its_own(monkeypatch, capsys):
+    tuned = []
+
+    def tune(model, preset, *, seed, **kw):
+        with pytest.raises(Busy, match=r"smoke/cnn \(worker 1\) is busy"):  # held while it tunes
+            with claim("smoke", "cnn", "tune", worker=1):
+                pass
+        tuned.append((model, seed))
+        return optuna.create_study(study_name=f"smoke/{model}", direction="maximize")
+
+    monkeypatch.setattr(tuning, "tune", tune)
+    argv = ["tune", "--skip-busy", "--join", "--preset", "smoke", "--model", "cnn"]
+    with claim("smoke", "cnn", "tune"):
+        assert main([*argv, "--seed", "4"]) == 0
+        assert tuned == [("cnn", 5)]
+        assert "smoke/cnn is busy (rbmlib tune, pid" in capsys.readouterr().out
+        with claim("smoke", "cnn", "tune", worker=1):  # two workers already: skipped
+            assert main(argv) == 0
+    assert tuned == [("cnn", 5)]
+    assert "smoke/cnn (worker 1) is busy (rbmlib tune, pid" in capsys.readouterr().out
+    monkeypatch.setattr(tuning, "tune", lambda model, preset, *, seed, **kw: tuned.append((model, seed))
+                        or optuna.create_study(study_name=f"smoke/{model}", direction="maximize"))
+    assert main(argv) == 0  # nobody holds it: its own claim, its own seed
+    assert tuned[-1] == ("cnn", 0)
+
+
+def test_join_without_skip_busy_is_refused_with_what_to_add(capsys):
+    assert main(["tune", "--join", "--preset", "smoke", "--model", "cnn"]) == 2
+    assert "--join works with --skip-busy" in capsys.readouterr().err
+
+
 def test_evaluate_skips_a_model_being_evaluated_and_holds_each_claim_while_it_scores(monkeypatch, capsys):
     held = []
 
@@ -90,6 +121,12 @@ def test_the_makefile_chains_share_one_list_with_skip_busy():
         order = line.split(":=")[1].split()
         assert sorted(order) == sorted(tuning.get_preset(preset).models), preset
     assert "--skip-busy" in out
+    recipe = subprocess.run(["make", "-n", "-f", str(paths.ROOT / "Makefile"), "tune", "PRESET=smoke"],
+                            capture_output=True, text=True, cwd=paths.ROOT, timeout=60).stdout
+    passes = {verb: line for line in recipe.split("chain()") for verb in ("tune", "evaluate")
+              if f"rbmlib {verb} --skip-busy" in line}
+    assert 'for pass in "" --join;' in passes["tune"]  # tuning joins a busy study in a second pass
+    assert "--join" not in passes["evaluate"]  # evaluation never: two workers would score it twice
 
 
 def test_tune_until_that_stops_a_study_short_exits_3_and_starts_no_later_model(monkeypatch, capsys):

@@ -160,7 +160,16 @@ def test_a_killed_job_loses_no_finished_trial_and_its_running_trial_is_retried(t
 
 
 def test_two_workers_share_one_study_and_record_each_trial_once(postgres):
-    url, tracking_uri, target = postgres + "optuna", postgres + "mlflow", 6
+    _two_workers_share_one_study(postgres + "optuna", postgres + "mlflow")
+
+
+def test_two_workers_share_one_sqlite_study_as_the_chains_of_make_tune_do(tmp_path, empty_mlflow_db):
+    """`rbmlib tune --join`: the second worker on a study file of this machine (its MLflow file too)."""
+    shutil.copy(empty_mlflow_db, tmp_path / "mlflow.db")
+    _two_workers_share_one_study(f"sqlite:///{tmp_path / 'shared.db'}", f"sqlite:///{tmp_path / 'mlflow.db'}")
+
+
+def _two_workers_share_one_study(url, tracking_uri, target=6):
     # Made once up front, as a first `rbmlib tune` would: the study, the tables.
     load_study("lr", TINY, storage=url)
     mlflow.MlflowClient(with_driver(tracking_uri)).search_experiments()
