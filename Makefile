@@ -112,7 +112,7 @@ chromium:
 # to take then joins the other's study as its second worker (`--join`, a second pass).
 # Evaluation starts only when
 # both chains are done: no test score is seen while a model is still tuned
-# (protocol 2 refuses it anyway); it shares the models out the same way.
+# (protocol 2 refuses it anyway); it shares out the refits, seed by seed, the same way.
 # Then the few-labels study on the evaluated refits, where the preset has one
 # (rbmlib few-labels --if-applicable: protocol 2 and the smoke preset, its miniature).
 # Costs: results/benchmarks/trial_cost.csv; where the studies stand: rbmlib status.

@@ -60,7 +60,8 @@ def _data(args) -> int:
 
 
 def _claimed(args, model: str, command: str):
-    """``model``'s claim with ``--skip-busy`` (``rbmlib.tuning.claim``), else nothing to hold."""
+    """``model``'s claim with ``--skip-busy`` (``rbmlib.tuning.claim``; for a refit, ``<model>-seed<n>``),
+    else nothing to hold."""
     import contextlib
 
     from rbmlib.tuning.claim import claim
@@ -141,12 +142,18 @@ def _evaluate(args) -> int:
     from rbmlib.tuning.claim import Busy
     from rbmlib.tuning.deadline import DeadlineStop
 
-    # One model at a time under --skip-busy, each under its claim; else all together.
-    models = args.model or list(tuning.get_preset(args.preset).models)
-    for models in [[m] for m in models] if args.skip_busy else [models]:
+    # Under --skip-busy one refit at a time, each under the claim of its (model, seed), so that
+    # two chains share even one model's seeds; else all together.
+    preset = tuning.get_preset(args.preset)
+    models = args.model or list(preset.models)
+    jobs = [(models, None)]
+    if args.skip_busy:  # (a model outside the preset has no seeds: evaluate says what is missing)
+        jobs = [([m], [s]) for m in models for s in preset.refit_random_states.get(m, [None])]
+    for models, seeds in jobs:
+        seeds = None if seeds == [None] else seeds
         try:
-            with _claimed(args, models[0], "evaluate"):  # nothing to hold without --skip-busy
-                tuning.evaluate(models, args.preset, storage=args.storage, until=args.until)
+            with _claimed(args, f"{models[0]}-seed{seeds[0]}" if seeds else models[0], "evaluate"):
+                tuning.evaluate(models, args.preset, storage=args.storage, seeds=seeds, until=args.until)
         except Busy as exc:
             print(f"{exc}: skipped")
         except DeadlineStop as exc:
@@ -231,8 +238,8 @@ def _add_tuning_args(parser, *, models=True) -> None:
 
 def _add_skip_busy(parser, verb: str) -> None:
     parser.add_argument("--skip-busy", action="store_true",
-                        help=f"skip a model that another `rbmlib ... --skip-busy` on this machine {verb} "
-                             "now (how the two chains of `make tune` share the models)")
+                        help=f"skip a model (evaluate: a model's seed) that another `rbmlib ... --skip-busy` "
+                             f"on this machine {verb} now (how the two chains of `make tune` share the work)")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""One process per model on this machine: how ``make tune`` shares models between its chains.
+"""One process per model (or refit) on this machine: how ``make tune`` shares work between its chains.
 
 ``make tune`` runs two chains, one thread each. Fixed lists of models per chain
 leave one chain idle once its models are done while the other still has hours
@@ -6,8 +6,9 @@ of trials. Instead both chains go through the same list, costliest first, with
 ``rbmlib tune --skip-busy``: a chain claims a model by locking its
 :func:`rbmlib.paths.claim_file` and skips a model that the other chain holds,
 so whichever chain is free takes the next model (longest-first scheduling).
-The same claim keeps two evaluation chains from refitting one model at once,
-which would score it on the test split twice.
+Evaluating, the claim is a refit's, ``<model>-seed<n>`` (``rbmlib evaluate
+--skip-busy``): two chains share even the seeds of the last model left, and
+never refit one seed twice, which would score it on the test split twice.
 
 When no model is left to claim, a chain would idle while the other runs the
 last study, for hours where that study is an RBM pipeline's. ``rbmlib tune

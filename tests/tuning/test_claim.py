@@ -94,22 +94,26 @@ def test_join_without_skip_busy_is_refused_with_what_to_add(capsys):
     assert "--join works with --skip-busy" in capsys.readouterr().err
 
 
-def test_evaluate_skips_a_model_being_evaluated_and_holds_each_claim_while_it_scores(monkeypatch, capsys):
+def test_evaluate_skips_a_refit_being_run_and_holds_each_claim_while_it_scores(monkeypatch, capsys):
+    """Claims per (model, seed): two chains share even the seeds of the last model left."""
     held = []
 
-    def evaluate(models, preset, **kw):
-        [model] = models
-        with pytest.raises(Busy):  # its claim is held while it is evaluated
-            with claim("smoke", model, "evaluate"):
+    def evaluate(models, preset, *, seeds, **kw):
+        [model], [seed] = models, seeds
+        with pytest.raises(Busy):  # its claim is held while it is refitted and scored
+            with claim("smoke", f"{model}-seed{seed}", "evaluate"):
                 pass
-        held.append(model)
+        held.append((model, seed))
 
     monkeypatch.setattr(tuning, "evaluate", evaluate)
     monkeypatch.setattr("rbmlib.cli._summary", lambda args: 0)
-    with claim("smoke", "fnn", "evaluate"):
+    smoke = tuning.get_preset("smoke")
+    busy = ("fnn", smoke.refit_random_states["fnn"][1])
+    with claim("smoke", f"{busy[0]}-seed{busy[1]}", "evaluate"):
         assert main(["evaluate", "--skip-busy", "--preset", "smoke"]) == 0
-    assert held == [m for m in tuning.get_preset("smoke").models if m != "fnn"]
-    assert "smoke/fnn is busy (rbmlib evaluate" in capsys.readouterr().out
+    everything = [(m, s) for m in smoke.models for s in smoke.refit_random_states[m]]
+    assert held == [job for job in everything if job != busy]
+    assert f"smoke/fnn-seed{busy[1]} is busy (rbmlib evaluate" in capsys.readouterr().out
 
 
 def test_the_makefile_chains_share_one_list_with_skip_busy():

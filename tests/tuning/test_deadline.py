@@ -123,5 +123,6 @@ def test_evaluate_until_that_stops_exits_3_and_evaluates_no_later_model(monkeypa
     monkeypatch.setattr(tuning, "evaluate", evaluate)
     assert main(["evaluate", "--skip-busy", "--preset", "smoke", "--model", "lr", "--model", "cnn",
                  "--model", "fnn", "--until", "23:59"]) == 3
-    assert evaluated == ["lr", "cnn"]
+    # One refit per call under --skip-busy: every seed of lr, then cnn's first, which stops the chain.
+    assert evaluated == ["lr"] * len(tuning.get_preset("smoke").refit_random_states["lr"]) + ["cnn"]
     assert "every refit before it is kept (exit status 3)" in capsys.readouterr().out
