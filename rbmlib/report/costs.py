@@ -1,6 +1,9 @@
-"""What one protocol-2 trial costs, and how its logistic regression is solved: for the speed appendix.
+"""What the pipeline cost, what one protocol-2 trial costs, and how its logistic regression is solved.
 
-Reads two committed benchmark tables (this module never measures):
+For the speed appendix. How long a preset's studies and refits kept the machine
+busy comes from their own records (:func:`busy_intervals`: trial times in the
+studies, refit times in ``evaluation.csv`` and the ledger). The rest reads two
+committed benchmark tables (this module never measures):
 
 * ``results/benchmarks/trial_cost.csv`` (``benchmarks/trial_cost.py``): one
   trial of each model at the middle of its protocol-2 space, in float32 and in
@@ -12,9 +15,17 @@ Reads two committed benchmark tables (this module never measures):
 
 from __future__ import annotations
 
+import datetime
+from pathlib import Path
+
+import optuna
 import pandas as pd
+from optuna.trial import TrialState
 
 from rbmlib import paths
+
+#: A pause longer than this between two stretches of work separates two sessions.
+SESSION_GAP = pd.Timedelta(minutes=30)
 
 
 def read_table(name: str) -> pd.DataFrame:
@@ -127,3 +138,156 @@ def tuned_standardising_sentence(grid: pd.DataFrame) -> str:
             f"{gain:+.2f} points{caveat}. The largest C at which lbfgs converged within its iteration limit "
             f"was {raw['largest converged C']:g} on raw features and {std['largest converged C']:g} on "
             "standardised ones.")
+
+
+# ----------------------------------------------------------------------------- machine time
+
+def last_heartbeats(url: str, study_name: str) -> dict[int, datetime.datetime]:
+    """``{trial number: last heartbeat}`` of a study's failed trials, in local time.
+
+    A trial cut short (its process killed at the end of a session) is marked
+    failed only when a later run notices it, so its own end time says nothing of
+    how long it ran; its last heartbeat does. Optuna has no public reader for
+    them: this reads its ``trial_heartbeats`` table, stored in UTC by SQLite's
+    ``CURRENT_TIMESTAMP``. Empty where the storage keeps none.
+    """
+    import sqlalchemy
+
+    parsed = sqlalchemy.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").is_file():
+        return {}  # connecting would create an empty file where no study is yet
+    query = sqlalchemy.text(
+        "SELECT t.number, h.heartbeat FROM trials t JOIN trial_heartbeats h ON h.trial_id = t.trial_id "
+        "JOIN studies s ON s.study_id = t.study_id WHERE s.study_name = :name AND t.state = 'FAIL'")
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(query, {"name": study_name}).all()
+    except sqlalchemy.exc.SQLAlchemyError:  # no heartbeat table: a storage made without heartbeats
+        return {}
+    finally:
+        engine.dispose()
+    local = datetime.datetime.now().astimezone().tzinfo
+    return {int(number): pd.Timestamp(beat).tz_localize("UTC").tz_convert(local).tz_localize(None).to_pydatetime()
+            for number, beat in rows}
+
+
+def busy_intervals(studies: dict, evaluation: pd.DataFrame, looks: pd.DataFrame,
+                   heartbeats: dict | None = None) -> pd.DataFrame:
+    """When each trial and each scored refit ran: what kept the machine busy.
+
+    Parameters
+    ----------
+    studies : dict of model name -> optuna.Study or None
+    evaluation : DataFrame
+        The preset's ``evaluation.csv`` rows (``seconds`` of each refit).
+    looks : DataFrame
+        The preset's test-set ledger (``time`` each refit was scored, with its offset).
+        Rows recovered from the repository's history (``source``) carry the time of a
+        commit, not of a refit, and are left out.
+    heartbeats : dict of model name -> {trial number: datetime}, optional
+        :func:`last_heartbeats` of each study: a failed trial ran from its start to
+        its last heartbeat. Failed trials without one are left out.
+
+    Returns
+    -------
+    DataFrame with columns model, kind ("trial", "failed trial" or "refit"), start, end
+        Local times, as Optuna stores a trial's, sorted by start.
+    """
+    heartbeats = heartbeats or {}
+    rows = []
+    for model, study in studies.items():
+        for t in [] if study is None else study.get_trials(deepcopy=False):
+            end = (t.datetime_complete if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+                   else heartbeats.get(model, {}).get(t.number) if t.state == TrialState.FAIL else None)
+            if t.datetime_start and end:
+                rows.append({"model": model, "kind": "trial" if t.state != TrialState.FAIL else "failed trial",
+                             "start": t.datetime_start, "end": max(end, t.datetime_start)})
+    looks = looks[looks["source"].isna()] if "source" in looks else looks
+    if len(looks) and len(evaluation):
+        local = datetime.datetime.now().astimezone().tzinfo
+        scored = looks.assign(end=pd.to_datetime(looks["time"]).dt.tz_convert(local).dt.tz_localize(None))
+        refits = scored.merge(evaluation, on=["model", "seed", "trial_number"])
+        rows += [{"model": r.model, "kind": "refit", "end": r.end,
+                  "start": r.end - pd.Timedelta(seconds=float(r.seconds))} for r in refits.itertuples()]
+    out = pd.DataFrame(rows, columns=["model", "kind", "start", "end"])
+    return out.astype({"start": "datetime64[us]", "end": "datetime64[us]"}).sort_values("start", ignore_index=True)
+
+
+def read_busy_intervals(preset) -> pd.DataFrame:
+    """:func:`busy_intervals` of a preset, from its committed studies, evaluation rows and ledger."""
+    from rbmlib.report.search import read_studies
+    from rbmlib.tuning import ledger
+    from rbmlib.tuning.presets import get_preset
+    from rbmlib.tuning.refit import read_evaluation
+    from rbmlib.tuning.study import default_storage, study_name
+
+    preset = get_preset(preset)
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line per study opened
+    try:
+        studies = read_studies(preset.models, preset)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    heartbeats = {m: last_heartbeats(default_storage(preset.name, m), study_name(preset.name, m))
+                  for m, study in studies.items() if study is not None}
+    return busy_intervals(studies, read_evaluation(preset), ledger.read(preset.name), heartbeats)
+
+
+def lanes(intervals: pd.DataFrame) -> pd.Series:
+    """Each interval's lane: the first whose last job has ended, else a new one (greedy, by start).
+
+    As many lanes as jobs ever ran at once: on this project's machines the two
+    chains of ``make tune``, which share models, so a lane is a chain's share of the work.
+    """
+    ends, lane = [], []
+    for start, end in zip(intervals["start"], intervals["end"]):
+        free = next((i for i, last in enumerate(ends) if last <= start), None)
+        if free is None:
+            free = len(ends)
+            ends.append(end)
+        ends[free] = max(ends[free], end)
+        lane.append(free)
+    return pd.Series(lane, index=intervals.index, name="lane", dtype=int)
+
+
+def sessions(intervals: pd.DataFrame, gap: pd.Timedelta = SESSION_GAP) -> pd.DataFrame:
+    """The stretches of time when anything ran, split where nothing ran for longer than ``gap``.
+
+    One row per session: start, end, and hours of elapsed time.
+    """
+    spans = []
+    for start, end in zip(intervals["start"], intervals["end"]):
+        if spans and start - spans[-1][1] <= gap:
+            spans[-1][1] = max(spans[-1][1], end)
+        else:
+            spans.append([start, end])
+    out = pd.DataFrame(spans, columns=["start", "end"])
+    return out.assign(hours=(out["end"] - out["start"]).dt.total_seconds() / 3600)
+
+
+def machine_time_sentence(intervals: pd.DataFrame, preset: str) -> str:
+    """Elapsed time, stretches of work, compute and each lane's (chain's) busy time of a preset's runs."""
+    if intervals.empty:
+        return f"No trial or refit of the {preset} preset has finished yet."
+    hours = (intervals["end"] - intervals["start"]).dt.total_seconds() / 3600
+    per_lane = hours.groupby(lanes(intervals)).sum()
+    runs = sessions(intervals)
+    kinds = intervals["kind"].value_counts()
+    done = [f"{kinds[k]:,} {k}{'s' if kinds[k] > 1 else ''}" for k in ("trial", "failed trial", "refit") if k in kinds]
+    done = " and ".join([", ".join(done[:-1]), done[-1]] if len(done) > 1 else done)
+    stretches = "one stretch" if len(runs) == 1 else f"{len(runs)} stretches"
+    split = ("" if len(per_lane) == 1 else
+             f", {' and '.join(_duration(h) for h in per_lane)} in each of the {len(per_lane)} processes that "
+             "ran side by side (the chains of `make tune`, one thread each)")
+    return (f"The {done} of the {preset} preset ran for {_duration(runs['hours'].sum())} "
+            f"of elapsed time, in {stretches} without a pause of over {SESSION_GAP.total_seconds() / 60:.0f} "
+            f"minutes; their compute adds up to {_duration(hours.sum())}{split}. A failed trial, most often "
+            "one cut short by the end of a session, counts up to its last heartbeat.")
+
+
+def _duration(hours: float) -> str:
+    """Hours as a reader would say them: "17.7 hours", "25 minutes", "40 seconds"."""
+    if hours >= 1:
+        return f"{hours:.1f} hours"
+    return f"{hours * 60:.0f} minutes" if hours * 60 >= 1 else f"{hours * 3600:.0f} seconds"

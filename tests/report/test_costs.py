@@ -1,9 +1,13 @@
-"""rbmlib.report.costs: the trial-cost and logistic-regression solver tables of the speed appendix."""
+"""rbmlib.report.costs: machine time, and the trial-cost and logistic-regression solver tables of the speed appendix."""
 
 from __future__ import annotations
 
+import datetime
+
+import optuna
 import pandas as pd
 import pytest
+from optuna.trial import TrialState
 
 from rbmlib import paths
 from rbmlib.report import costs
@@ -75,3 +79,73 @@ def test_the_committed_tables_give_every_model_of_protocol_2_and_both_preprocess
 
     assert set(costs.trial_cost_table(costs.read_table("trial_cost")).index) == set(PROTOCOL2.models)
     assert set(costs.best_C_table(costs.read_table("lr_standardising")).index) == {"raw", "standardised"}
+
+
+# ----------------------------------------------------------------------------- machine time
+
+def _at(hour, minute=0):
+    return datetime.datetime(2026, 12, 1, hour, minute)
+
+
+def _frozen(state, start, end, number):
+    return optuna.trial.FrozenTrial(number=number, state=state, value=0.5 if state == TrialState.COMPLETE else None,
+                                    datetime_start=start, datetime_complete=end, params={}, distributions={},
+                                    user_attrs={}, system_attrs={}, intermediate_values={}, trial_id=number)
+
+
+class _Study:
+    """What busy_intervals reads of a study: its trials."""
+
+    def __init__(self, trials):
+        self.trials = trials
+
+    def get_trials(self, deepcopy=False):
+        return self.trials
+
+
+def test_busy_intervals_take_trials_failed_ones_to_their_last_heartbeat_and_refits_from_the_ledger():
+    studies = {"lr": _Study([_frozen(TrialState.COMPLETE, _at(9), _at(10), 0),
+                             _frozen(TrialState.PRUNED, _at(10), _at(10, 30), 1),
+                             _frozen(TrialState.FAIL, _at(11), _at(23), 2),  # noticed at 23:00, ran to 11:20
+                             _frozen(TrialState.FAIL, _at(12), _at(12, 5), 3)]),  # no heartbeat: left out
+               "cnn": None}
+    evaluation = pd.DataFrame({"model": ["lr", "lr"], "seed": [0, 1], "trial_number": [0, 0],
+                               "seconds": [600.0, 600.0]})
+    local = datetime.datetime.now().astimezone().tzinfo
+    scored = pd.Timestamp(_at(13)).tz_localize(local).isoformat()
+    looks = pd.DataFrame({"time": [scored, scored], "model": ["lr", "lr"], "seed": [0, 1], "trial_number": [0, 0],
+                          "source": [None, "evaluation.csv at abc"]})  # the second recovered from history
+    out = costs.busy_intervals(studies, evaluation, looks, heartbeats={"lr": {2: _at(11, 20)}})
+    assert list(out["kind"]) == ["trial", "trial", "failed trial", "refit"]
+    assert list(out["end"]) == [_at(10), _at(10, 30), _at(11, 20), _at(13)]
+    assert out["start"].iloc[-1] == _at(12, 50)  # its seconds before it was scored
+
+
+def test_lanes_are_the_concurrent_processes_and_sessions_split_at_long_pauses():
+    intervals = pd.DataFrame({"start": [_at(9), _at(9, 10), _at(10), _at(14)],
+                              "end": [_at(10), _at(11), _at(11), _at(15)], "kind": "trial"})
+    assert list(costs.lanes(intervals)) == [0, 1, 0, 0]  # the third starts as the first ends
+    runs = costs.sessions(intervals)
+    assert list(runs["hours"]) == [2.0, 1.0]  # 9:00-11:00, then 14:00-15:00 after a 3-hour pause
+    sentence = costs.machine_time_sentence(intervals, "p")
+    assert "The 4 trials of the p preset ran for 3.0 hours of elapsed time, in 2 stretches" in sentence
+    assert "compute adds up to 4.8 hours, 3.0 hours and 1.8 hours in each of the 2 processes" in sentence
+    assert costs.machine_time_sentence(intervals.iloc[:0], "p") == "No trial or refit of the p preset has finished yet."
+
+
+def test_last_heartbeats_reads_those_of_failed_trials_from_the_study_file(tmp_path):
+    from rbmlib.tuning.stores import open_storage
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = optuna.create_study(study_name="p/lr", storage=open_storage(url, heartbeat_interval=60))
+    with pytest.warns(UserWarning, match="Heartbeat"):  # Optuna's: heartbeats are for optimize(); one by hand here
+        failed, done = study.ask(), study.ask()
+    study._storage.record_heartbeat(failed._trial_id)
+    study.tell(failed, state=TrialState.FAIL)
+    study.tell(done, 0.5)
+    beats = costs.last_heartbeats(url, "p/lr")
+    assert list(beats) == [failed.number]
+    assert abs(beats[failed.number] - datetime.datetime.now()) < datetime.timedelta(minutes=1)  # local time
+    assert costs.last_heartbeats(url, "p/other") == {}
+    assert costs.last_heartbeats(f"sqlite:///{tmp_path / 'none.db'}", "p/lr") == {}
+    assert not (tmp_path / "none.db").exists()  # reading creates no study file
