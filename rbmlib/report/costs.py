@@ -16,13 +16,13 @@ committed benchmark tables (this module never measures):
 from __future__ import annotations
 
 import datetime
-from pathlib import Path
 
 import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
 from rbmlib import paths
+from rbmlib.tuning import progress
 
 #: A pause longer than this between two stretches of work separates two sessions.
 SESSION_GAP = pd.Timedelta(minutes=30)
@@ -142,36 +142,6 @@ def tuned_standardising_sentence(grid: pd.DataFrame) -> str:
 
 # ----------------------------------------------------------------------------- machine time
 
-def last_heartbeats(url: str, study_name: str) -> dict[int, datetime.datetime]:
-    """``{trial number: last heartbeat}`` of a study's failed trials, in local time.
-
-    A trial cut short (its process killed at the end of a session) is marked
-    failed only when a later run notices it, so its own end time says nothing of
-    how long it ran; its last heartbeat does. Optuna has no public reader for
-    them: this reads its ``trial_heartbeats`` table, stored in UTC by SQLite's
-    ``CURRENT_TIMESTAMP``. Empty where the storage keeps none.
-    """
-    import sqlalchemy
-
-    parsed = sqlalchemy.engine.make_url(url)
-    if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").is_file():
-        return {}  # connecting would create an empty file where no study is yet
-    query = sqlalchemy.text(
-        "SELECT t.number, h.heartbeat FROM trials t JOIN trial_heartbeats h ON h.trial_id = t.trial_id "
-        "JOIN studies s ON s.study_id = t.study_id WHERE s.study_name = :name AND t.state = 'FAIL'")
-    engine = sqlalchemy.create_engine(url)
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(query, {"name": study_name}).all()
-    except sqlalchemy.exc.SQLAlchemyError:  # no heartbeat table: a storage made without heartbeats
-        return {}
-    finally:
-        engine.dispose()
-    local = datetime.datetime.now().astimezone().tzinfo
-    return {int(number): pd.Timestamp(beat).tz_localize("UTC").tz_convert(local).tz_localize(None).to_pydatetime()
-            for number, beat in rows}
-
-
 def busy_intervals(studies: dict, evaluation: pd.DataFrame, looks: pd.DataFrame,
                    heartbeats: dict | None = None) -> pd.DataFrame:
     """When each trial and each scored refit ran: what kept the machine busy.
@@ -186,23 +156,18 @@ def busy_intervals(studies: dict, evaluation: pd.DataFrame, looks: pd.DataFrame,
         Rows recovered from the repository's history (``source``) carry the time of a
         commit, not of a refit, and are left out.
     heartbeats : dict of model name -> {trial number: datetime}, optional
-        :func:`last_heartbeats` of each study: a failed trial ran from its start to
-        its last heartbeat. Failed trials without one are left out.
+        :func:`rbmlib.tuning.progress.last_heartbeats` of each study: a failed trial
+        ran from its start to its last heartbeat (:func:`~rbmlib.tuning.progress.trial_spans`).
 
     Returns
     -------
     DataFrame with columns model, kind ("trial", "failed trial" or "refit"), start, end
         Local times, as Optuna stores a trial's, sorted by start.
     """
-    heartbeats = heartbeats or {}
-    rows = []
-    for model, study in studies.items():
-        for t in [] if study is None else study.get_trials(deepcopy=False):
-            end = (t.datetime_complete if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-                   else heartbeats.get(model, {}).get(t.number) if t.state == TrialState.FAIL else None)
-            if t.datetime_start and end:
-                rows.append({"model": model, "kind": "trial" if t.state != TrialState.FAIL else "failed trial",
-                             "start": t.datetime_start, "end": max(end, t.datetime_start)})
+    rows = [{"model": model, "kind": "failed trial" if t.state == TrialState.FAIL else "trial",
+             "start": start, "end": end}
+            for model, study in studies.items() if study is not None
+            for t, start, end in progress.trial_spans(study, (heartbeats or {}).get(model))]
     looks = looks[looks["source"].isna()] if "source" in looks else looks
     if len(looks) and len(evaluation):
         local = datetime.datetime.now().astimezone().tzinfo
@@ -220,7 +185,6 @@ def read_busy_intervals(preset) -> pd.DataFrame:
     from rbmlib.tuning import ledger
     from rbmlib.tuning.presets import get_preset
     from rbmlib.tuning.refit import read_evaluation
-    from rbmlib.tuning.study import default_storage, study_name
 
     preset = get_preset(preset)
     verbosity = optuna.logging.get_verbosity()
@@ -229,9 +193,8 @@ def read_busy_intervals(preset) -> pd.DataFrame:
         studies = read_studies(preset.models, preset)
     finally:
         optuna.logging.set_verbosity(verbosity)
-    heartbeats = {m: last_heartbeats(default_storage(preset.name, m), study_name(preset.name, m))
-                  for m, study in studies.items() if study is not None}
-    return busy_intervals(studies, read_evaluation(preset), ledger.read(preset.name), heartbeats)
+    return busy_intervals(studies, read_evaluation(preset), ledger.read(preset.name),
+                          progress.read_heartbeats(preset, studies))
 
 
 def lanes(intervals: pd.DataFrame) -> pd.Series:

@@ -274,18 +274,22 @@ def _on_last_ranges(study: optuna.Study) -> optuna.Study:
     return copy
 
 
-def trials_table(studies: dict[str, optuna.Study]) -> pd.DataFrame:
+def trials_table(studies: dict[str, optuna.Study], heartbeats: dict | None = None) -> pd.DataFrame:
     """Per model: trials finished, complete, pruned and failed, the best trial, and compute time.
 
     ``lbfgs converged`` says whether the best trial's logistic regression met
     its convergence criterion within ``max_iter`` (empty for the networks). A
-    study given as None (not there yet) is a row of zeros.
+    study given as None (not there yet) is a row of zeros. ``compute (min)`` is
+    :func:`rbmlib.tuning.progress.compute_seconds`, with a failed trial up to its last
+    heartbeat (``heartbeats``: :func:`~rbmlib.tuning.progress.read_heartbeats`), as in ``summary.csv``.
     """
+    from rbmlib.tuning.progress import compute_seconds
+
     rows = []
     for model, study in studies.items():
         trials = [] if study is None else study.get_trials(deepcopy=False)
         count = {s: sum(t.state == s for t in trials) for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
-        seconds = sum(t.duration.total_seconds() for t in trials if t.duration is not None)
+        seconds = 0.0 if study is None else compute_seconds(study, (heartbeats or {}).get(model))
         best = study.best_trial if count[TrialState.COMPLETE] else None
         rows.append({"model": model, "complete": count[TrialState.COMPLETE], "pruned": count[TrialState.PRUNED],
                      "failed": count[TrialState.FAIL], "best trial": best.number if best else None,

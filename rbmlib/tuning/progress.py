@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import statistics
+from pathlib import Path
 
 import pandas as pd
 from optuna.trial import TrialState
@@ -79,3 +80,66 @@ def _mean_minutes(study) -> float | None:
                  for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
                  if t.datetime_start and t.datetime_complete]
     return statistics.mean(durations) if durations else None
+
+
+# ----------------------------------------------------------------------------- compute time
+
+def last_heartbeats(url: str, study_name: str) -> dict[int, datetime.datetime]:
+    """``{trial number: last heartbeat}`` of a study's failed trials, in local time.
+
+    A trial cut short (its process killed at the end of a session) is marked
+    failed only when a later run notices it, so its own end time says nothing of
+    how long it ran; its last heartbeat does. Optuna has no public reader for
+    them: this reads its ``trial_heartbeats`` table, stored in UTC by SQLite's
+    ``CURRENT_TIMESTAMP``. Empty where the storage keeps none.
+    """
+    import sqlalchemy
+
+    parsed = sqlalchemy.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").is_file():
+        return {}  # connecting would create an empty file where no study is yet
+    query = sqlalchemy.text(
+        "SELECT t.number, h.heartbeat FROM trials t JOIN trial_heartbeats h ON h.trial_id = t.trial_id "
+        "JOIN studies s ON s.study_id = t.study_id WHERE s.study_name = :name AND t.state = 'FAIL'")
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(query, {"name": study_name}).all()
+    except sqlalchemy.exc.SQLAlchemyError:  # no heartbeat table: a storage made without heartbeats
+        return {}
+    finally:
+        engine.dispose()
+    local = datetime.datetime.now().astimezone().tzinfo
+    return {int(number): pd.Timestamp(beat).tz_localize("UTC").tz_convert(local).tz_localize(None).to_pydatetime()
+            for number, beat in rows}
+
+
+def read_heartbeats(preset, studies: dict) -> dict[str, dict[int, datetime.datetime]]:
+    """``{model: last_heartbeats(...)}`` of a preset's studies in their default files (None: skipped)."""
+    from rbmlib.tuning.study import default_storage
+
+    name = get_preset(preset).name
+    return {model: last_heartbeats(default_storage(name, model), study.study_name)
+            for model, study in studies.items() if study is not None}
+
+
+def trial_spans(study, heartbeats: dict | None = None) -> list[tuple]:
+    """``(trial, start, end)`` of each trial of ``study`` that ran and ended, in order.
+
+    A complete or pruned trial ran until its completion; a failed one until its
+    last heartbeat (``heartbeats``, from :func:`last_heartbeats`), and is left
+    out without one: its completion is when a later run noticed it had died.
+    """
+    heartbeats = heartbeats or {}
+    spans = []
+    for t in study.get_trials(deepcopy=False):
+        end = (t.datetime_complete if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+               else heartbeats.get(t.number) if t.state == TrialState.FAIL else None)
+        if t.datetime_start and end:
+            spans.append((t, t.datetime_start, max(end, t.datetime_start)))
+    return spans
+
+
+def compute_seconds(study, heartbeats: dict | None = None) -> float:
+    """Seconds the trials of ``study`` ran, summed (:func:`trial_spans`: workers and reruns add up)."""
+    return round(sum((end - start).total_seconds() for _, start, end in trial_spans(study, heartbeats)), 1)

@@ -31,11 +31,12 @@ from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
 from rbmlib import data, metrics, paths
-from rbmlib.tuning import deadline, ledger, protocol
+from rbmlib.tuning import deadline, ledger, progress, protocol
 from rbmlib.models import get_model, make_model
 from rbmlib.tuning.presets import get_preset
 from rbmlib.tuning.rbm_cache import attach_rbm, fit_feature_steps
-from rbmlib.tuning.study import FINISHED, load_study
+from rbmlib.tuning.stores import with_driver
+from rbmlib.tuning.study import FINISHED, default_storage, load_study
 
 EVALUATION_COLUMNS = ["model", "seed", "trial_number", "test_accuracy", "test_macro_f1", "seconds",
                       "refit_params"]
@@ -249,11 +250,6 @@ def check_protocol(preset, storage) -> str:
     return current
 
 
-def _trial_seconds(trials) -> float:
-    """Compute time of the trials: the sum of their durations (workers and reruns add up)."""
-    return round(sum(t.duration.total_seconds() for t in trials if t.duration is not None), 1)
-
-
 def summarize(preset="paper", *, storage: str | None = None, models=None) -> pd.DataFrame:
     """Write ``summary.csv``: one row per model that has a study (``SUMMARY_COLUMNS``).
 
@@ -288,7 +284,8 @@ def summarize(preset="paper", *, storage: str | None = None, models=None) -> pd.
             "n_seeds": len(ev),
             "best_params": json.dumps(best.params, sort_keys=True) if best else None,
             "refit_params": refit,
-            "tune_seconds": _trial_seconds(trials),
+            "tune_seconds": progress.compute_seconds(study, progress.last_heartbeats(
+                with_driver(storage) if storage else default_storage(preset.name, model), study.study_name)),
             "evaluate_seconds": round(float(ev["seconds"].sum()), 1),
         })
     # Six decimals: enough for 1/10,000 of accuracy, and a deterministic model's

@@ -11,6 +11,7 @@ from optuna.trial import TrialState
 
 from rbmlib import paths
 from rbmlib.report import costs
+from rbmlib.tuning import progress
 
 
 def _cost():
@@ -119,6 +120,8 @@ def test_busy_intervals_take_trials_failed_ones_to_their_last_heartbeat_and_refi
     assert list(out["kind"]) == ["trial", "trial", "failed trial", "refit"]
     assert list(out["end"]) == [_at(10), _at(10, 30), _at(11, 20), _at(13)]
     assert out["start"].iloc[-1] == _at(12, 50)  # its seconds before it was scored
+    # summary.csv's tuning time is the same sum: 1 h + 30 min + 20 min
+    assert progress.compute_seconds(studies["lr"], {2: _at(11, 20)}) == 110 * 60
 
 
 def test_lanes_are_the_concurrent_processes_and_sessions_split_at_long_pauses():
@@ -143,9 +146,9 @@ def test_last_heartbeats_reads_those_of_failed_trials_from_the_study_file(tmp_pa
     study._storage.record_heartbeat(failed._trial_id)
     study.tell(failed, state=TrialState.FAIL)
     study.tell(done, 0.5)
-    beats = costs.last_heartbeats(url, "p/lr")
+    beats = progress.last_heartbeats(url, "p/lr")
     assert list(beats) == [failed.number]
     assert abs(beats[failed.number] - datetime.datetime.now()) < datetime.timedelta(minutes=1)  # local time
-    assert costs.last_heartbeats(url, "p/other") == {}
-    assert costs.last_heartbeats(f"sqlite:///{tmp_path / 'none.db'}", "p/lr") == {}
+    assert progress.last_heartbeats(url, "p/other") == {}
+    assert progress.last_heartbeats(f"sqlite:///{tmp_path / 'none.db'}", "p/lr") == {}
     assert not (tmp_path / "none.db").exists()  # reading creates no study file
