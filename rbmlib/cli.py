@@ -72,7 +72,6 @@ def _claimed(args, model: str, command: str):
 def _tune(args) -> int:
     from rbmlib import tuning
     from rbmlib.tuning import protocol
-    from rbmlib.tuning.claim import Busy, claim
     from rbmlib.tuning.study import budget
 
     if args.join and not args.skip_busy:
@@ -80,25 +79,11 @@ def _tune(args) -> int:
               "`--skip-busy` process holds); add --skip-busy", file=sys.stderr)
         return 2
 
-    def run(model, seed):
-        return tuning.tune(model, args.preset, n_trials=args.n_trials, storage=args.storage,
-                           tracking_uri=args.tracking_uri, seed=seed, until=args.until)
-
-    for model in args.model or tuning.get_preset(args.preset).models:
-        try:
-            with _claimed(args, model, "tune"):
-                study = run(model, args.seed)
-        except Busy as exc:
-            if not args.join:
-                print(f"{exc}: skipped")
-                continue
-            try:  # the study's second worker, with a sampler seed of its own
-                with claim(args.preset, model, "tune --join", worker=1):
-                    print(f"{exc}: joining its study as a second worker (--seed {args.seed + 1})", flush=True)
-                    study = run(model, args.seed + 1)
-            except Busy as exc:
-                print(f"{exc}: skipped")
-                continue
+    preset = tuning.get_preset(args.preset)
+    for model in args.model or preset.models:
+        study = _tune_claimed(args, preset, model)
+        if study is None:
+            continue
         n, _ = protocol.counts(study)
         try:
             best = f"best val accuracy {study.best_value:.4f} (trial {study.best_trial.number})"
@@ -111,6 +96,37 @@ def _tune(args) -> int:
                   "no further model starts (exit status 3)")
             return UNTIL_STOPPED
     return 0
+
+
+def _tune_claimed(args, preset, model: str):
+    """Tune ``model`` under its claim (``--skip-busy``), or as its study's second worker
+    (``--join``) where another process holds it; None where it is skipped."""
+    from rbmlib import tuning
+    from rbmlib.tuning import protocol
+    from rbmlib.tuning.claim import Busy, claim
+
+    def run(seed):
+        return tuning.tune(model, args.preset, n_trials=args.n_trials, storage=args.storage,
+                           tracking_uri=args.tracking_uri, seed=seed, until=args.until)
+
+    try:
+        with _claimed(args, model, "tune"):
+            return run(args.seed)
+    except Busy as exc:
+        busy = exc
+    if not args.join:
+        print(f"{busy}: skipped")
+        return None
+    if model in preset.spaces and protocol.one_at_a_time(preset, model):
+        print(f"{busy}: skipped (it searches up to a resource limit: one process at a time)")
+        return None
+    try:  # the study's second worker, with a sampler seed of its own
+        with claim(args.preset, model, "tune --join", worker=1):
+            print(f"{busy}: joining its study as a second worker (--seed {args.seed + 1})", flush=True)
+            return run(args.seed + 1)
+    except Busy as exc:
+        print(f"{exc}: skipped")
+        return None
 
 
 def _status(args) -> int:
@@ -139,16 +155,20 @@ def _status(args) -> int:
 
 def _evaluate(args) -> int:
     from rbmlib import tuning
+    from rbmlib.tuning import protocol
     from rbmlib.tuning.claim import Busy
     from rbmlib.tuning.deadline import DeadlineStop
 
     # Under --skip-busy one refit at a time, each under the claim of its (model, seed), so that
-    # two chains share even one model's seeds; else all together.
+    # two chains share even one model's seeds; a model that searches up to a resource limit
+    # (memory) under its own claim, all its seeds in one process; else all together.
     preset = tuning.get_preset(args.preset)
     models = args.model or list(preset.models)
     jobs = [(models, None)]
     if args.skip_busy:  # (a model outside the preset has no seeds: evaluate says what is missing)
-        jobs = [([m], [s]) for m in models for s in preset.refit_random_states.get(m, [None])]
+        jobs = [([m], [s]) for m in models
+                for s in ([None] if m in preset.spaces and protocol.one_at_a_time(preset, m)
+                          else preset.refit_random_states.get(m, [None]))]
     for models, seeds in jobs:
         seeds = None if seeds == [None] else seeds
         try:

@@ -14,7 +14,10 @@ When no model is left to claim, a chain would idle while the other runs the
 last study, for hours where that study is an RBM pipeline's. ``rbmlib tune
 --skip-busy --join`` (the chains' second pass) instead joins a busy study as
 its second worker, under a claim of its own (``worker=1``); Optuna shares a
-study between processes through its storage. Tuning only: evaluation never joins.
+study between processes through its storage. A model that searches up to a
+resource limit of the machine (``protocol.one_at_a_time``: protocol 2's
+random-lr, whose features fill much of its memory) is never shared, in tuning
+or in evaluation: one process at a time.
 
 The lock is ``flock``'s: the kernel releases it when its process ends, however
 it ends, so a killed chain leaves no stale claim behind.

@@ -243,6 +243,17 @@ def resource_limited(study: optuna.Study, preset, model: str) -> list[str]:
             f"end of {row['range']}" for row in positions(study, preset, model) if row["limit"]]
 
 
+def one_at_a_time(preset, model: str) -> bool:
+    """Whether ``model`` searches up to one of the preset's ``resource_limits``.
+
+    Such a limit is what the machine holds beside the other chain's model, so
+    two processes of the model at once (two workers on its study, two of its
+    refits) might not fit: ``rbmlib tune --join`` and ``rbmlib evaluate --skip-busy``
+    run it in one process at a time.
+    """
+    return bool(set(preset.resource_limits) & set(space_distributions(preset.spaces[model], preset)))
+
+
 def _position(value, dist) -> float | None:
     if isinstance(dist, CategoricalDistribution):
         return None

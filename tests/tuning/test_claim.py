@@ -89,6 +89,25 @@ def test_tune_join_works_a_busy_study_as_its_second_worker_with_a_seed_of_its_ow
     assert tuned[-1] == ("cnn", 0)
 
 
+def test_a_model_that_searches_up_to_a_resource_limit_runs_in_one_process_at_a_time(monkeypatch, capsys):
+    """Two of protocol 2's random-lr (up to 32,768 features in memory) might not fit beside each other."""
+    from rbmlib.tuning import protocol
+
+    protocol2 = tuning.get_preset("protocol2")
+    assert [m for m in protocol2.models if protocol.one_at_a_time(protocol2, m)] == ["random-lr"]
+    ran = []
+    monkeypatch.setattr(tuning, "tune", lambda model, preset, **kw: ran.append(model))
+    with claim("protocol2", "random-lr", "tune"):
+        assert main(["tune", "--skip-busy", "--join", "--preset", "protocol2", "--model", "random-lr"]) == 0
+    assert ran == [] and "one process at a time" in capsys.readouterr().out
+
+    jobs = []
+    monkeypatch.setattr(tuning, "evaluate", lambda models, preset, *, seeds, **kw: jobs.append((*models, seeds)))
+    monkeypatch.setattr("rbmlib.cli._summary", lambda args: 0)
+    assert main(["evaluate", "--skip-busy", "--preset", "protocol2", "--model", "random-lr", "--model", "lr"]) == 0
+    assert jobs == [("random-lr", None)] + [("lr", [s]) for s in protocol2.refit_random_states["lr"]]
+
+
 def test_join_without_skip_busy_is_refused_with_what_to_add(capsys):
     assert main(["tune", "--join", "--preset", "smoke", "--model", "cnn"]) == 2
     assert "--join works with --skip-busy" in capsys.readouterr().err
