@@ -76,20 +76,30 @@ def ends_before(seconds: float | None, until: datetime.datetime | None,
     return now + datetime.timedelta(seconds=seconds or 0.0) < until
 
 
-def expected_refit_s(refit_seconds, best_trial, data_ratio: float) -> float | None:
+def expected_refit_s(refit_seconds, best_trial, data_ratio: float, trials=()) -> float | None:
     """How long a model's next refit is expected to take, in seconds.
 
     The median of its refits so far (``refit_seconds``: other seeds, the same
     parameters on the same data); before the first, its best trial's length
     times ``data_ratio`` (the refit's training images over a trial's: 60,000
-    over 50,000). That guess is short where the best trial drew its RBM from
-    the cache and the refit trains one; None if the trial has no length.
+    over 50,000). Where the best trial read its RBM from the cache (user
+    attribute ``rbm_cached``), the refit trains one: the longest of the
+    study's ``trials`` that trained that RBM is added. None if the trial has no length.
     """
     done = [s for s in refit_seconds if pd.notna(s)]
     if done:
         return float(statistics.median(done))
     duration = getattr(best_trial, "duration", None)
-    return duration.total_seconds() * data_ratio if duration is not None else None
+    if duration is None:
+        return None
+    seconds = duration.total_seconds()
+    if best_trial.user_attrs.get("rbm_cached"):
+        rbm = {k: v for k, v in best_trial.params.items() if k.startswith("rbm__")}
+        trained = [t.duration.total_seconds() for t in trials
+                   if t.user_attrs.get("rbm_cached") is False and t.duration is not None
+                   and {k: t.params.get(k) for k in rbm} == rbm]
+        seconds += max(trained, default=0.0)  # none found (trained by another study): the trial alone
+    return seconds * data_ratio
 
 
 class StopBefore:

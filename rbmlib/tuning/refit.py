@@ -178,12 +178,12 @@ def evaluate(models=None, preset="paper", *, storage: str | None = None, seeds=N
     """
     preset = get_preset(preset)
     models = list(models or preset.models)
-    best = {}
+    best, trials = {}, {}
     for model in models:  # every study must exist and have a complete trial before any fit
         study = load_study(model, preset, storage=storage, create=False)
         if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             raise ValueError(f"Study {study.study_name!r} has no complete trial to evaluate.")
-        best[model] = study.best_trial
+        best[model], trials[model] = study.best_trial, study.get_trials(deepcopy=False)
     done = read_evaluation(preset)
     done_keys = set(zip(done["model"], done["seed"], done["trial_number"], done["refit_params"]))
     keys = {m: params_key(refit_params(m, preset, best[m])) for m in models}
@@ -200,7 +200,7 @@ def evaluate(models=None, preset="paper", *, storage: str | None = None, seeds=N
         data_ratio = len(y) / (preset.train_subset or len(y) - data.N_VAL)  # trainval over a trial's train
         seconds = {m: list(current_rows(done, preset, m, best[m].number, keys[m])["seconds"]) for m in models}
         for model, seed in tqdm(todo, desc=f"evaluate ({preset.name})", unit="fit"):
-            expected = deadline.expected_refit_s(seconds[model], best[model], data_ratio)
+            expected = deadline.expected_refit_s(seconds[model], best[model], data_ratio, trials[model])
             if not deadline.ends_before(expected, until):
                 raise deadline.DeadlineStop(
                     f"{preset.name}/{model} seed {seed}: its refit (about {(expected or 0) / 60:.0f} min) "

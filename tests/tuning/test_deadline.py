@@ -95,6 +95,21 @@ def test_a_refit_is_expected_to_take_as_long_as_the_models_refits_so_far_else_it
     assert deadline.expected_refit_s([], untimed, 1.2) is None
 
 
+def test_a_refit_whose_best_trial_read_its_rbm_from_the_cache_is_expected_to_train_it_too():
+    def timed(minutes, cached, n_components):
+        t = optuna.trial.create_trial(value=0.5, params={"rbm__n_components": n_components},
+                                      distributions={"rbm__n_components": optuna.distributions.IntDistribution(16, 64)},
+                                      user_attrs={"rbm_cached": cached})
+        t.datetime_start = t.datetime_complete - datetime.timedelta(minutes=minutes)
+        return t
+
+    best = timed(2, True, 32)
+    trials = [timed(20, False, 32), timed(25, False, 32), timed(60, False, 64), best]
+    assert deadline.expected_refit_s([], best, 1.0, trials) == pytest.approx((2 + 25) * 60)  # the longest with its RBM
+    assert deadline.expected_refit_s([], best, 1.0) == pytest.approx(2 * 60)  # no trial trained it: the trial alone
+    assert deadline.expected_refit_s([], trials[0], 1.0, trials) == pytest.approx(20 * 60)  # trained its own
+
+
 @pytest.mark.slow
 @pytest.mark.usefixtures("tuning_results", "fashion_mnist")
 def test_evaluate_with_a_passed_deadline_scores_nothing_and_resumes_later(capsys):
