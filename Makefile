@@ -121,13 +121,14 @@ TUNE_ORDER_protocol2 := rbm-fnn cnn pre-fnn fnn rbm-lr random-lr lr pca-lr
 TUNE_ORDER_smoke := $(TUNE_ORDER_protocol2)
 # `rbmlib $(1) --skip-busy --model m` for every model in two chains side by side, one thread
 # each, then (tuning only) the same with --join; logs in results/logs/$(PRESET)-$(1)-<model>.log.
-# A chain ends where UNTIL stopped it
-# (exit status 3: a later model would start trials or refits whose length nobody knows yet),
-# which sets `stopped`; any other failure ends the recipe.
-chains = chain() { for pass in "" $(if $(filter tune,$(1)),--join); do for m in $(TUNE_ORDER_$(PRESET)); do \
+# Where UNTIL stops a model (exit status 3: its next trial or refit would not end in time,
+# or nobody knows its length yet), the chain goes on to the others, whose next trial
+# may still fit (a shorter one, or one it can join), and ends with status 3, which sets
+# `stopped`; any other failure ends the chain and the recipe.
+chains = chain() { st=0; for pass in "" $(if $(filter tune,$(1)),--join); do for m in $(TUNE_ORDER_$(PRESET)); do \
 	    $(call threads,1) $(BIN)/rbmlib $(1) --skip-busy $$pass --preset $(PRESET) --model $$m $(if $(UNTIL),--until $(UNTIL)) \
-	      >> results/logs/$(PRESET)-$(1)-$$m.log 2>&1 || return $$?; \
-	  done; done; }; \
+	      >> results/logs/$(PRESET)-$(1)-$$m.log 2>&1 || { rc=$$?; [ $$rc = 3 ] || return $$rc; st=3; }; \
+	  done; done; return $$st; }; \
 	chain & a=$$!; chain & b=$$!; \
 	wait $$a; ra=$$?; wait $$b; rb=$$?; \
 	for rc in $$ra $$rb; do case $$rc in 0|3) ;; *) echo "make tune: a chain of rbmlib $(1) failed; see results/logs/$(PRESET)-$(1)-*.log"; exit 1;; esac; done; \

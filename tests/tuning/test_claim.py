@@ -166,3 +166,43 @@ def test_tune_until_that_stops_a_study_short_exits_3_and_starts_no_later_model(m
     assert "stopped for --until with smoke/cnn short of its budget" in capsys.readouterr().out
     assert main(argv) == 0  # without a deadline a study short of its budget is another matter
     assert tuned == ["cnn", "cnn", "lr"]
+
+
+def _tune_recipe(bin_dir) -> str:
+    """The shell of `make tune PRESET=smoke UNTIL=17:00` from its chains on, with rbmlib in ``bin_dir``."""
+    out = subprocess.run(["make", "-n", "-f", str(paths.ROOT / "Makefile"), "tune", "PRESET=smoke",
+                          "UNTIL=17:00", f"BIN={bin_dir}"],
+                         capture_output=True, text=True, cwd=paths.ROOT, timeout=60).stdout
+    return out[out.index("chain()"):]
+
+
+def test_a_chain_stopped_by_until_on_one_model_goes_on_to_the_others(tmp_path):
+    """A model whose next trial would not fit (status 3) does not stop the chain: the rest may fit."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "rbmlib"  # records each call; the deadline stops rbm-fnn's first pass only
+    fake.write_text('#!/bin/sh\necho "$*" >> "$CALLS"\n'
+                    'case "$*" in *"tune --skip-busy --preset smoke --model rbm-fnn "*) exit 3;; esac\n')
+    fake.chmod(0o755)
+    (tmp_path / "results" / "logs").mkdir(parents=True)
+    run = subprocess.run(["bash", "-c", _tune_recipe(bin_dir)], capture_output=True, text=True,
+                         cwd=tmp_path, env={**os.environ, "CALLS": str(tmp_path / "calls")}, timeout=60)
+    calls = (tmp_path / "calls").read_text().splitlines()
+    joined = [c.split("--model ")[1].split()[0] for c in calls if "--join" in c]
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "stopped for UNTIL=17:00 (nothing evaluated yet)" in run.stdout
+    assert sorted(joined) == sorted(tuning.get_preset("smoke").models * 2)  # both chains, every model
+    assert not any(c.startswith("evaluate") for c in calls)  # stopped: no test look
+
+
+def test_a_chain_that_fails_otherwise_ends_the_recipe(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "rbmlib"
+    fake.write_text('#!/bin/sh\ncase "$*" in *"--model cnn "*) exit 1;; esac\n')
+    fake.chmod(0o755)
+    (tmp_path / "results" / "logs").mkdir(parents=True)
+    run = subprocess.run(["bash", "-c", _tune_recipe(bin_dir)], capture_output=True, text=True,
+                         cwd=tmp_path, timeout=60)
+    assert run.returncode == 1
+    assert "a chain of rbmlib tune failed; see results/logs/smoke-tune-*.log" in run.stdout
