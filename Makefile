@@ -121,6 +121,11 @@ TUNE_ORDER_protocol2 := rbm-fnn cnn pre-fnn fnn rbm-lr random-lr lr pca-lr
 TUNE_ORDER_smoke := $(TUNE_ORDER_protocol2)
 # `rbmlib $(1) --skip-busy --model m` for every model in two chains side by side, one thread
 # each, then (tuning only) the same with --join; logs in results/logs/$(PRESET)-$(1)-<model>.log.
+# The few-labels looks of the seeds whose refits are done (rbmlib few-labels --ready-only),
+# appended to results/logs/$(PRESET)-few-labels.log: after each model's refits, while their
+# RBMs are in the cache, which a later session's checkout would not have.
+few_labels = $(call threads,1) $(BIN)/rbmlib few-labels --if-applicable $(1) --preset $(PRESET) \
+	$(if $(UNTIL),--until $(UNTIL)) >> results/logs/$(PRESET)-few-labels.log 2>&1
 # Where UNTIL stops a model (exit status 3: its next trial or refit would not end in time,
 # or nobody knows its length yet), the chain goes on to the others, whose next trial
 # may still fit (a shorter one, or one it can join), and ends with status 3, which sets
@@ -128,6 +133,7 @@ TUNE_ORDER_smoke := $(TUNE_ORDER_protocol2)
 chains = chain() { st=0; for pass in "" $(if $(filter tune,$(1)),--join); do for m in $(TUNE_ORDER_$(PRESET)); do \
 	    $(call threads,1) $(BIN)/rbmlib $(1) --skip-busy $$pass --preset $(PRESET) --model $$m $(if $(UNTIL),--until $(UNTIL)) \
 	      >> results/logs/$(PRESET)-$(1)-$$m.log 2>&1 || { rc=$$?; [ $$rc = 3 ] || return $$rc; st=3; }; \
+	    $(if $(filter evaluate,$(1)),$(call few_labels,--ready-only --skip-busy) || { rc=$$?; [ $$rc = 3 ] || return $$rc; st=3; };) \
 	  done; done; return $$st; }; \
 	chain & a=$$!; chain & b=$$!; \
 	wait $$a; ra=$$?; wait $$b; rb=$$?; \
@@ -142,7 +148,7 @@ tune: data
 	echo "Evaluating the $(PRESET) preset on the test set (logs: results/logs/$(PRESET)-evaluate-*.log)"; \
 	$(call chains,evaluate); \
 	if [ -n "$$stopped" ]; then echo "make tune: stopped for UNTIL=$(UNTIL) in the evaluation; run it again to go on"; exit 0; fi; \
-	$(call threads,1) $(BIN)/rbmlib few-labels --if-applicable --preset $(PRESET) >> results/logs/$(PRESET)-few-labels.log 2>&1 || exit 1; \
+	$(call few_labels) || { [ $$? = 3 ] || exit 1; echo "make tune: stopped for UNTIL=$(UNTIL) in the few-labels study; run it again to go on"; exit 0; }; \
 	$(BIN)/rbmlib summary --preset $(PRESET)
 
 # The notebooks run through papermill with notebooks/params/$(PRESET).yml into

@@ -203,6 +203,8 @@ def _few_labels(args) -> int:
 
     from rbmlib import paths
     from rbmlib.report.few_labels import few_labels_table
+    from rbmlib.tuning.claim import Busy
+    from rbmlib.tuning.deadline import DeadlineStop
     from rbmlib.tuning.few_labels import applies_to, few_labels
     from rbmlib.tuning.presets import get_preset
 
@@ -210,7 +212,16 @@ def _few_labels(args) -> int:
         print(f"rbmlib few-labels: the {args.preset} preset has no few-labels study; nothing to do")
         return 0
     try:
-        results = few_labels(args.preset, storage=args.storage)
+        with _claimed(args, "few-labels", "few-labels"):  # two chains must not score the same look
+            results = few_labels(args.preset, storage=args.storage, ready_only=args.ready_only,
+                                 until=args.until)
+    except Busy as exc:
+        print(f"{exc}: skipped")
+        return 0
+    except DeadlineStop as exc:
+        print(f"rbmlib few-labels: {exc}; stopping here, every look before it is recorded "
+              "(exit status 3): run it again to go on")
+        return UNTIL_STOPPED
     except (KeyError, ValueError) as exc:  # not ready, not evaluated, a second look
         print(f"rbmlib few-labels: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return 1
@@ -319,6 +330,14 @@ def _parser() -> argparse.ArgumentParser:
     few.add_argument("--if-applicable", action="store_true",
                      help="do nothing (exit status 0) where the preset lacks the compared models, "
                           "as protocol 1 (paper) does; `make tune` runs it so for every preset")
+    few.add_argument("--ready-only", action="store_true",
+                     help="only the seeds whose feature models are evaluated and whose RBMs are in the "
+                          "cache, the rest later without an error (`make tune` runs it after each "
+                          "model's refits, so no RBM is trained again in a later session)")
+    few.add_argument("--until", type=_until, default=None, metavar="TIME",
+                     help="start no fit that would not end by TIME, judged by the earlier fits of the "
+                          "same features and labels; run it again later to go on (exit status 3)")
+    _add_skip_busy(few, "scores")
     few.set_defaults(run=_few_labels)
     return parser
 

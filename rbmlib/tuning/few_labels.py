@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 
 from rbmlib import data, metrics, paths
 from rbmlib.models import get_model, make_model
-from rbmlib.tuning import ledger, protocol
+from rbmlib.tuning import deadline, ledger, protocol
 from rbmlib.tuning.presets import get_preset
 
 #: The registry's models whose features are compared: pixels, the RBM's, the random control's.
@@ -148,6 +148,19 @@ def _best_trials(preset, storage):
             for m in FEATURE_MODELS if get_model(m).features}
 
 
+def _unevaluated(preset, seeds, storage) -> dict[str, list[int]]:
+    """``{feature model: its seeds of ``seeds`` not yet evaluated with its current best trial}``."""
+    from rbmlib.tuning.refit import current_rows, params_key, read_evaluation, refit_params
+
+    evaluations = read_evaluation(preset)
+    missing = {}
+    for model, best in _best_trials(preset, storage).items():
+        rows = current_rows(evaluations, preset, model, best.number,
+                            params_key(refit_params(model, preset, best)))
+        missing[model] = sorted(set(seeds) - set(rows["seed"].astype(int)))
+    return missing
+
+
 def check_ready(preset, seeds, *, storage=None) -> str:
     """Refuse the few-labels looks before the protocol's own; returns the protocol's digest.
 
@@ -162,7 +175,7 @@ def check_ready(preset, seeds, *, storage=None) -> str:
         Naming what is missing and the command that adds it.
     rbmlib.tuning.protocol.ProtocolLockedError
     """
-    from rbmlib.tuning.refit import check_protocol, current_rows, params_key, read_evaluation, refit_params
+    from rbmlib.tuning.refit import check_protocol
 
     preset = get_preset(preset)
     if not applies_to(preset.models):
@@ -170,19 +183,46 @@ def check_ready(preset, seeds, *, storage=None) -> str:
         raise ValueError(f"The few-labels study compares {', '.join(FEATURE_MODELS)}; the {preset.name} "
                          f"preset lacks {', '.join(missing)}.")
     digest = check_protocol(preset, storage)
-    evaluations = read_evaluation(preset)
-    problems = []
-    for model, best in _best_trials(preset, storage).items():
-        rows = current_rows(evaluations, preset, model, best.number,
-                            params_key(refit_params(model, preset, best)))
-        absent = sorted(set(seeds) - set(rows["seed"].astype(int)))
-        if absent:
-            problems.append(f"{model} seeds {', '.join(map(str, absent))} (trial {best.number})")
+    best = _best_trials(preset, storage)
+    problems = [f"{model} seeds {', '.join(map(str, absent))} (trial {best[model].number})"
+                for model, absent in _unevaluated(preset, seeds, storage).items() if absent]
     if problems:
         raise protocol.NotReadyError(
             f"The few-labels study reuses the final refits, and these are not evaluated yet: "
             f"{'; '.join(problems)}. Run `rbmlib evaluate --preset {preset.name}` first.")
     return digest
+
+
+def _cached_seeds(preset, seeds, storage, X, cache_dir=None) -> list[int]:
+    """The seeds whose feature maps are ready without training: evaluated, and their RBMs in the cache.
+
+    What ``few_labels(ready_only=True)`` scores while the evaluation still runs:
+    right after a seed's refits, its RBM is in the cache (which a new checkout
+    does not have), so the few-labels fits of that seed cost no RBM training.
+    """
+    from rbmlib.tuning.rbm_cache import data_fingerprint, rbm_key
+    from rbmlib.tuning.refit import refit_params
+
+    missing = _unevaluated(preset, seeds, storage)
+    ready = [s for s in seeds if not any(s in absent for absent in missing.values())]
+    best = _best_trials(preset, storage)
+    rbms = [m for m in best if get_model(m).uses_rbm]
+    if not rbms or not ready:
+        return ready
+    cache_dir = paths.CACHE_DIR / "rbm" if cache_dir is None else cache_dir
+    fingerprint = data_fingerprint(X)
+
+    def cached(model, seed):
+        rbm = make_model(model, random_state=seed, **refit_params(model, preset, best[model]))[0]
+        return (cache_dir / f"{rbm_key(rbm, fingerprint)}.npz").exists()
+
+    return [s for s in ready if all(cached(m, s) for m in rbms)]
+
+
+def _expected_fit_s(results: pd.DataFrame, model: str, n: int) -> float | None:
+    """The median length of the earlier few-labels fits of ``model`` at ``n`` labels per class."""
+    done = results.loc[(results["model"] == model) & (results["labels_per_class"] == n), "seconds"].dropna()
+    return float(done.median()) if len(done) else None
 
 
 def feature_map(model: str, params: dict, seed: int, X, *, cache_dir=None):
@@ -272,7 +312,7 @@ def _record(preset, digest: str, row: dict, y_pred) -> None:
 
 
 def few_labels(preset="protocol2", *, labels_per_class=None, seeds=None, storage=None,
-               cache_dir=None) -> pd.DataFrame:
+               cache_dir=None, ready_only=False, until=None) -> pd.DataFrame:
     """Score logistic regression on pixels, RBM and random features with few labels, once each.
 
     Parameters
@@ -289,6 +329,14 @@ def few_labels(preset="protocol2", *, labels_per_class=None, seeds=None, storage
         Optuna storage URL, as given to ``tune``.
     cache_dir : path-like, optional
         RBM cache (default ``paths.CACHE_DIR / "rbm"``).
+    ready_only : bool, default=False
+        Only the seeds whose feature models are evaluated and whose RBMs are in
+        the cache (the rest are left for a later call, without an error): what
+        ``make tune`` runs after each model's refits, so that the fits of a seed
+        follow its refits before a session ends and takes the RBM cache with it.
+    until : datetime.datetime, optional
+        Start no fit that is not expected to end before then (the median of the
+        earlier fits of the same features and labels; unknown: whether it has passed).
 
     Returns
     -------
@@ -299,6 +347,8 @@ def few_labels(preset="protocol2", *, labels_per_class=None, seeds=None, storage
     ------
     rbmlib.tuning.protocol.NotReadyError
         Before the studies are ready or the feature models are evaluated.
+    rbmlib.tuning.deadline.DeadlineStop
+        With ``until``: the next fit would not end in time (the looks before it are recorded).
     rbmlib.tuning.ledger.RepeatedLookError
         A look the ledger holds under another set-up (one that cannot be restored).
     """
@@ -314,6 +364,10 @@ def few_labels(preset="protocol2", *, labels_per_class=None, seeds=None, storage
                    .itertuples(index=False)))
     todo = [(m, n, s) for m in FEATURE_MODELS for s in seeds for n in labels_per_class
             if (m, n, s) not in done]
+    if todo and ready_only:
+        X_all, _ = data.load_split("trainval", subset=preset.trainval_subset)
+        ready = set(_cached_seeds(preset, sorted({s for _, _, s in todo}), storage, X_all, cache_dir))
+        todo, seeds = [t for t in todo if t[2] in ready], sorted(ready)
     if not todo:
         return read_results(preset)
     # Before any data is read: the protocol finished and evaluated, no second look.
@@ -334,6 +388,10 @@ def few_labels(preset="protocol2", *, labels_per_class=None, seeds=None, storage
         apply = (lambda A: A) if features is None else features.transform
         F_test = apply(X_test)
         for n in [n for m, n, s in todo if (m, s) == (model, seed)]:
+            if not deadline.ends_before(_expected_fit_s(read_results(preset), model, n), until):
+                bar.close()
+                raise deadline.DeadlineStop(f"the next few-labels fit ({ledger_model(model, n)} seed {seed}) "
+                                            f"would not end before {until:%Y-%m-%d %H:%M}")
             scores, y_pred = _fit_and_score(splits, apply, F_test, y_test, n, seed, grid)
             row = {"model": model, "labels_per_class": n, "seed": seed,
                    "trial_number": best[model].number if model in best else None, **scores}

@@ -206,3 +206,24 @@ def test_a_chain_that_fails_otherwise_ends_the_recipe(tmp_path):
                          cwd=tmp_path, timeout=60)
     assert run.returncode == 1
     assert "a chain of rbmlib tune failed; see results/logs/smoke-tune-*.log" in run.stdout
+
+
+def test_the_evaluation_chains_score_the_few_labels_of_each_ready_seed_after_every_model(tmp_path):
+    """`rbmlib few-labels --ready-only` follows each model's refits, while its RBMs are in the cache."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "rbmlib"
+    fake.write_text('#!/bin/sh\necho "$*" >> "$CALLS"\n')
+    fake.chmod(0o755)
+    (tmp_path / "results" / "logs").mkdir(parents=True)
+    run = subprocess.run(["bash", "-c", _tune_recipe(bin_dir)], capture_output=True, text=True,
+                         cwd=tmp_path, env={**os.environ, "CALLS": str(tmp_path / "calls")}, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+    calls = (tmp_path / "calls").read_text().splitlines()
+    models = tuning.get_preset("smoke").models
+    evaluations = [c for c in calls if c.startswith("evaluate")]
+    ready = [c for c in calls if c.startswith("few-labels") and "--ready-only --skip-busy" in c]
+    assert len(evaluations) == len(ready) == 2 * len(models)  # two chains, one after every model
+    assert all("--until 17:00" in c for c in ready)
+    last = calls[-2:]  # then the whole few-labels study, then the summary
+    assert last[0].startswith("few-labels --if-applicable --preset smoke") and last[1].startswith("summary")

@@ -280,3 +280,50 @@ def test_the_command_line_runs_the_study_and_prints_the_table(results, monkeypat
     out = capsys.readouterr().out
     assert "RBM features" in out and "pixels" in out and "few_labels.csv" in out
     assert len(fl.read_results(FEW)) == 12
+
+
+@pytest.mark.slow
+def test_ready_only_scores_the_evaluated_seeds_with_cached_rbms_and_leaves_the_rest(results, monkeypatch):
+    """What `make tune` runs after each model's refits: no error before, no RBM trained, nothing twice."""
+    assert fl.few_labels(FEW, labels_per_class=N, ready_only=True).empty  # nothing evaluated: nothing yet
+    evaluate(["rbm-lr", "random-lr"], FEW, seeds=[1])
+    evaluate(["rbm-lr"], FEW, seeds=[0])  # seed 0 lacks random-lr's refit
+
+    def no_training(self, X, y=None):
+        raise AssertionError("ready_only trained an RBM")
+
+    monkeypatch.setattr(BernoulliRBM, "fit", no_training)
+    rows = fl.few_labels(FEW, labels_per_class=N, ready_only=True)
+    assert set(rows["seed"]) == {1} and len(rows) == 6 and len(_few_looks()) == 6
+    evaluate(["random-lr"], FEW, seeds=[0])
+    for npz in (paths.CACHE_DIR / "rbm").glob("*.npz"):  # a new checkout: seed 0's RBM is gone
+        npz.unlink()
+    assert len(fl.few_labels(FEW, labels_per_class=N, ready_only=True)) == 6  # seed 0 waits
+    monkeypatch.undo()  # the full run trains what it must
+    monkeypatch.setattr(paths, "RESULTS_DIR", results)
+    monkeypatch.setattr(paths, "CACHE_DIR", results / "cache")
+    rows = fl.few_labels(FEW, labels_per_class=N)
+    assert len(rows) == 12 and len(_few_looks()) == 12 and not rows.duplicated(fl._KEY).any()
+
+
+@pytest.mark.slow
+def test_until_starts_no_fit_past_the_deadline_and_a_rerun_goes_on(results, monkeypatch, capsys):
+    import datetime
+
+    from rbmlib.tuning.deadline import DeadlineStop
+
+    evaluate(["rbm-lr", "random-lr"], FEW)
+    past = datetime.datetime.now() - datetime.timedelta(minutes=1)
+    with pytest.raises(DeadlineStop, match=r"few-labels fit \(few-labels/lr/n=2 seed 0\) would not end"):
+        fl.few_labels(FEW, labels_per_class=N, until=past)
+    assert _few_looks().empty
+    soon = datetime.datetime.now() + datetime.timedelta(hours=1)
+    monkeypatch.setattr(fl, "_expected_fit_s", lambda results, model, n: 7200.0 if n == 5 else None)
+    with pytest.raises(DeadlineStop, match="n=5 seed 0"):  # the first n=2 fits, the longer n=5 does not
+        fl.few_labels(FEW, labels_per_class=N, until=soon)
+    assert len(_few_looks()) == 1
+    monkeypatch.setattr(fl, "few_labels", functools.partial(fl.few_labels, labels_per_class=N))
+    assert main(["few-labels", "--preset", FEW.name, "--until", f"{soon:%Y-%m-%dT%H:%M}"]) == 3
+    assert "every look before it is recorded (exit status 3)" in capsys.readouterr().out
+    assert main(["few-labels", "--preset", FEW.name, "--skip-busy"]) == 0
+    assert len(fl.read_results(FEW)) == 12 and len(_few_looks()) == 12
