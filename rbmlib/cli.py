@@ -331,9 +331,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="do nothing (exit status 0) where the preset lacks the compared models, "
                           "as protocol 1 (paper) does; `make tune` runs it so for every preset")
     few.add_argument("--ready-only", action="store_true",
-                     help="only the seeds whose feature models are evaluated and whose RBMs are in the "
-                          "cache, the rest later without an error (`make tune` runs it after each "
-                          "model's refits, so no RBM is trained again in a later session)")
+                     help="only the fits on refits that are evaluated and whose RBMs are in the cache, "
+                          "the rest later without an error (`make tune` runs it after each model's "
+                          "refits, so that no RBM is trained again in a later session)")
     few.add_argument("--until", type=_until, default=None, metavar="TIME",
                      help="start no fit that would not end by TIME, judged by the earlier fits of the "
                           "same features and labels; run it again later to go on (exit status 3)")

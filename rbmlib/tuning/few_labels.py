@@ -148,8 +148,9 @@ def _best_trials(preset, storage):
             for m in FEATURE_MODELS if get_model(m).features}
 
 
-def _unevaluated(preset, seeds, storage) -> dict[str, list[int]]:
-    """``{feature model: its seeds of ``seeds`` not yet evaluated with its current best trial}``."""
+def _unevaluated(preset, pairs, storage) -> dict[str, list[int]]:
+    """``{feature model: its seeds}`` of the (model, seed) ``pairs`` not yet evaluated with its current
+    best trial (pixels, ``lr``, need no refit)."""
     from rbmlib.tuning.refit import current_rows, params_key, read_evaluation, refit_params
 
     evaluations = read_evaluation(preset)
@@ -157,17 +158,20 @@ def _unevaluated(preset, seeds, storage) -> dict[str, list[int]]:
     for model, best in _best_trials(preset, storage).items():
         rows = current_rows(evaluations, preset, model, best.number,
                             params_key(refit_params(model, preset, best)))
-        missing[model] = sorted(set(seeds) - set(rows["seed"].astype(int)))
+        absent = sorted({s for m, s in pairs if m == model} - set(rows["seed"].astype(int)))
+        if absent:
+            missing[model] = absent
     return missing
 
 
-def check_ready(preset, seeds, *, storage=None) -> str:
+def check_ready(preset, seeds, *, storage=None, pairs=None) -> str:
     """Refuse the few-labels looks before the protocol's own; returns the protocol's digest.
 
     The studies must be ready for the test look (``rbmlib evaluate``'s gate:
     budgets, no best value on an edge, the protocol unchanged since any test
     look), and every feature model evaluated for every seed with its current
-    best trial: the feature maps are those refits.
+    best trial (or, given ``pairs``, each (model, seed) of them): the feature
+    maps are those refits.
 
     Raises
     ------
@@ -184,8 +188,9 @@ def check_ready(preset, seeds, *, storage=None) -> str:
                          f"preset lacks {', '.join(missing)}.")
     digest = check_protocol(preset, storage)
     best = _best_trials(preset, storage)
+    pairs = [(m, s) for m in FEATURE_MODELS for s in seeds] if pairs is None else pairs
     problems = [f"{model} seeds {', '.join(map(str, absent))} (trial {best[model].number})"
-                for model, absent in _unevaluated(preset, seeds, storage).items() if absent]
+                for model, absent in _unevaluated(preset, pairs, storage).items()]
     if problems:
         raise protocol.NotReadyError(
             f"The few-labels study reuses the final refits, and these are not evaluated yet: "
@@ -193,30 +198,30 @@ def check_ready(preset, seeds, *, storage=None) -> str:
     return digest
 
 
-def _cached_seeds(preset, seeds, storage, X, cache_dir=None) -> list[int]:
-    """The seeds whose feature maps are ready without training: evaluated, and their RBMs in the cache.
+def _ready_pairs(preset, pairs, storage, X, cache_dir=None) -> set[tuple[str, int]]:
+    """The (model, seed) ``pairs`` whose feature maps are ready without training: the model's refit
+    of the seed evaluated (pixels need none), and its RBM, if it has one, in the cache.
 
     What ``few_labels(ready_only=True)`` scores while the evaluation still runs:
-    right after a seed's refits, its RBM is in the cache (which a new checkout
-    does not have), so the few-labels fits of that seed cost no RBM training.
+    right after a seed's refit, its RBM is in the cache (which a new checkout
+    does not have), so the few-labels fits on it cost no RBM training.
     """
     from rbmlib.tuning.rbm_cache import data_fingerprint, rbm_key
     from rbmlib.tuning.refit import refit_params
 
-    missing = _unevaluated(preset, seeds, storage)
-    ready = [s for s in seeds if not any(s in absent for absent in missing.values())]
+    missing = _unevaluated(preset, pairs, storage)
+    ready = {(m, s) for m, s in pairs if s not in missing.get(m, ())}
     best = _best_trials(preset, storage)
-    rbms = [m for m in best if get_model(m).uses_rbm]
-    if not rbms or not ready:
-        return ready
     cache_dir = paths.CACHE_DIR / "rbm" if cache_dir is None else cache_dir
     fingerprint = data_fingerprint(X)
 
     def cached(model, seed):
+        if not get_model(model).uses_rbm:
+            return True
         rbm = make_model(model, random_state=seed, **refit_params(model, preset, best[model]))[0]
         return (cache_dir / f"{rbm_key(rbm, fingerprint)}.npz").exists()
 
-    return [s for s in ready if all(cached(m, s) for m in rbms)]
+    return {(m, s) for m, s in ready if cached(m, s)}
 
 
 def _expected_fit_s(results: pd.DataFrame, model: str, n: int) -> float | None:
@@ -330,10 +335,11 @@ def few_labels(preset="protocol2", *, labels_per_class=None, seeds=None, storage
     cache_dir : path-like, optional
         RBM cache (default ``paths.CACHE_DIR / "rbm"``).
     ready_only : bool, default=False
-        Only the seeds whose feature models are evaluated and whose RBMs are in
-        the cache (the rest are left for a later call, without an error): what
-        ``make tune`` runs after each model's refits, so that the fits of a seed
-        follow its refits before a session ends and takes the RBM cache with it.
+        Only the (features, seed) whose refit is evaluated and whose RBM, if it
+        has one, is in the cache (the rest are left for a later call, without
+        an error): what ``make tune`` runs after each model's refits, so that
+        the fits on a seed's RBM follow its refit before a session ends and
+        takes the RBM cache with it.
     until : datetime.datetime, optional
         Start no fit that is not expected to end before then (the median of the
         earlier fits of the same features and labels; unknown: whether it has passed).
@@ -366,12 +372,13 @@ def few_labels(preset="protocol2", *, labels_per_class=None, seeds=None, storage
             if (m, n, s) not in done]
     if todo and ready_only:
         X_all, _ = data.load_split("trainval", subset=preset.trainval_subset)
-        ready = set(_cached_seeds(preset, sorted({s for _, _, s in todo}), storage, X_all, cache_dir))
-        todo, seeds = [t for t in todo if t[2] in ready], sorted(ready)
+        ready = _ready_pairs(preset, {(m, s) for m, _, s in todo}, storage, X_all, cache_dir)
+        todo = [(m, n, s) for m, n, s in todo if (m, s) in ready]
     if not todo:
         return read_results(preset)
-    # Before any data is read: the protocol finished and evaluated, no second look.
-    digest = check_ready(preset, seeds, storage=storage)
+    # Before the test split is read: the protocol finished and evaluated, no second look.
+    digest = check_ready(preset, seeds, storage=storage,
+                         pairs=sorted({(m, s) for m, _, s in todo}) if ready_only else None)
     todo = _restore_from_ledger(preset, todo)
     ledger.check_unscored(preset.name, [(ledger_model(m, n), s) for m, n, s in todo])
     if not todo:

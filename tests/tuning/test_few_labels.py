@@ -283,26 +283,23 @@ def test_the_command_line_runs_the_study_and_prints_the_table(results, monkeypat
 
 
 @pytest.mark.slow
-def test_ready_only_scores_the_evaluated_seeds_with_cached_rbms_and_leaves_the_rest(results, monkeypatch):
+def test_ready_only_scores_each_evaluated_refit_with_a_cached_rbm_and_leaves_the_rest(results, monkeypatch):
     """What `make tune` runs after each model's refits: no error before, no RBM trained, nothing twice."""
-    assert fl.few_labels(FEW, labels_per_class=N, ready_only=True).empty  # nothing evaluated: nothing yet
-    evaluate(["rbm-lr", "random-lr"], FEW, seeds=[1])
-    evaluate(["rbm-lr"], FEW, seeds=[0])  # seed 0 lacks random-lr's refit
-
-    def no_training(self, X, y=None):
-        raise AssertionError("ready_only trained an RBM")
-
-    monkeypatch.setattr(BernoulliRBM, "fit", no_training)
     rows = fl.few_labels(FEW, labels_per_class=N, ready_only=True)
-    assert set(rows["seed"]) == {1} and len(rows) == 6 and len(_few_looks()) == 6
-    evaluate(["random-lr"], FEW, seeds=[0])
+    assert set(rows["model"]) == {"lr"} and len(rows) == 4  # pixels need no refit
+    evaluate(["rbm-lr"], FEW, seeds=[0])
     for npz in (paths.CACHE_DIR / "rbm").glob("*.npz"):  # a new checkout: seed 0's RBM is gone
         npz.unlink()
-    assert len(fl.few_labels(FEW, labels_per_class=N, ready_only=True)) == 6  # seed 0 waits
-    monkeypatch.undo()  # the full run trains what it must
-    monkeypatch.setattr(paths, "RESULTS_DIR", results)
-    monkeypatch.setattr(paths, "CACHE_DIR", results / "cache")
-    rows = fl.few_labels(FEW, labels_per_class=N)
+    evaluate(["rbm-lr", "random-lr"], FEW, seeds=[1])
+    with monkeypatch.context() as m:
+        m.setattr(BernoulliRBM, "fit", lambda self, X, y=None: pytest.fail("ready_only trained an RBM"))
+        rows = fl.few_labels(FEW, labels_per_class=N, ready_only=True)
+    assert set(zip(rows["model"], rows["seed"])) == {("lr", 0), ("lr", 1), ("rbm-lr", 1), ("random-lr", 1)}
+    assert len(_few_looks()) == len(rows) == 8
+    with pytest.raises(NotReadyError, match=r"random-lr seeds 0 \(trial 0\)\. Run `rbmlib evaluate"):
+        fl.few_labels(FEW, labels_per_class=N)  # the full run needs every refit
+    evaluate(["random-lr"], FEW, seeds=[0])
+    rows = fl.few_labels(FEW, labels_per_class=N)  # and trains the RBM that is not in the cache
     assert len(rows) == 12 and len(_few_looks()) == 12 and not rows.duplicated(fl._KEY).any()
 
 
