@@ -164,13 +164,14 @@ def _evaluate(args) -> int:
     # (memory) under its own claim, all its seeds in one process; else all together.
     preset = tuning.get_preset(args.preset)
     models = args.model or list(preset.models)
-    jobs = [(models, None)]
-    if args.skip_busy:  # (a model outside the preset has no seeds: evaluate says what is missing)
-        jobs = [([m], [s]) for m in models
-                for s in ([None] if m in preset.spaces and protocol.one_at_a_time(preset, m)
-                          else preset.refit_random_states.get(m, [None]))]
+    jobs = [(models, None)]  # (models, seeds): None, all of each model's seeds
+    if args.skip_busy:
+        def shared(m):  # a model outside the preset has no seeds: evaluate says what is missing
+            return m in preset.refit_random_states and not (m in preset.spaces and protocol.one_at_a_time(preset, m))
+
+        jobs = [job for m in models
+                for job in ([([m], [s]) for s in preset.refit_random_states[m]] if shared(m) else [([m], None)])]
     for models, seeds in jobs:
-        seeds = None if seeds == [None] else seeds
         try:
             with _claimed(args, f"{models[0]}-seed{seeds[0]}" if seeds else models[0], "evaluate"):
                 tuning.evaluate(models, args.preset, storage=args.storage, seeds=seeds, until=args.until)
