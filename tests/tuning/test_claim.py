@@ -168,26 +168,27 @@ def test_tune_until_that_stops_a_study_short_exits_3_and_starts_no_later_model(m
     assert tuned == ["cnn", "cnn", "lr"]
 
 
-def _tune_recipe(bin_dir) -> str:
-    """The shell of `make tune PRESET=smoke UNTIL=17:00` from its chains on, with rbmlib in ``bin_dir``."""
+def _run_tune_recipe(tmp_path, fake: str):
+    """Run the shell of `make tune PRESET=smoke UNTIL=17:00`, from its chains on, in ``tmp_path``
+    with ``fake`` (a sh script) as rbmlib; returns the run and rbmlib's calls, one line each."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "rbmlib").write_text(f'#!/bin/sh\necho "$*" >> {tmp_path / "calls"}\n{fake}\n')
+    (bin_dir / "rbmlib").chmod(0o755)
+    (tmp_path / "results" / "logs").mkdir(parents=True)
     out = subprocess.run(["make", "-n", "-f", str(paths.ROOT / "Makefile"), "tune", "PRESET=smoke",
                           "UNTIL=17:00", f"BIN={bin_dir}"],
                          capture_output=True, text=True, cwd=paths.ROOT, timeout=60).stdout
-    return out[out.index("chain()"):]
+    run = subprocess.run(["bash", "-c", out[out.index("chain()"):]], capture_output=True, text=True,
+                         cwd=tmp_path, timeout=60)
+    return run, (tmp_path / "calls").read_text().splitlines()
 
 
 def test_a_chain_stopped_by_until_on_one_model_goes_on_to_the_others(tmp_path):
     """A model whose next trial would not fit (status 3) does not stop the chain: the rest may fit."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    fake = bin_dir / "rbmlib"  # records each call; the deadline stops rbm-fnn's first pass only
-    fake.write_text('#!/bin/sh\necho "$*" >> "$CALLS"\n'
-                    'case "$*" in *"tune --skip-busy --preset smoke --model rbm-fnn "*) exit 3;; esac\n')
-    fake.chmod(0o755)
-    (tmp_path / "results" / "logs").mkdir(parents=True)
-    run = subprocess.run(["bash", "-c", _tune_recipe(bin_dir)], capture_output=True, text=True,
-                         cwd=tmp_path, env={**os.environ, "CALLS": str(tmp_path / "calls")}, timeout=60)
-    calls = (tmp_path / "calls").read_text().splitlines()
+    # The deadline stops rbm-fnn's first pass only.
+    run, calls = _run_tune_recipe(tmp_path, 'case "$*" in *"tune --skip-busy --preset smoke --model rbm-fnn "*) '
+                                            'exit 3;; esac')
     joined = [c.split("--model ")[1].split()[0] for c in calls if "--join" in c]
     assert run.returncode == 0, run.stdout + run.stderr
     assert "stopped for UNTIL=17:00 (nothing evaluated yet)" in run.stdout
@@ -196,30 +197,15 @@ def test_a_chain_stopped_by_until_on_one_model_goes_on_to_the_others(tmp_path):
 
 
 def test_a_chain_that_fails_otherwise_ends_the_recipe(tmp_path):
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    fake = bin_dir / "rbmlib"
-    fake.write_text('#!/bin/sh\ncase "$*" in *"--model cnn "*) exit 1;; esac\n')
-    fake.chmod(0o755)
-    (tmp_path / "results" / "logs").mkdir(parents=True)
-    run = subprocess.run(["bash", "-c", _tune_recipe(bin_dir)], capture_output=True, text=True,
-                         cwd=tmp_path, timeout=60)
+    run, _ = _run_tune_recipe(tmp_path, 'case "$*" in *"--model cnn "*) exit 1;; esac')
     assert run.returncode == 1
     assert "a chain of rbmlib tune failed; see results/logs/smoke-tune-*.log" in run.stdout
 
 
 def test_the_evaluation_chains_score_the_few_labels_of_each_ready_seed_after_every_model(tmp_path):
     """`rbmlib few-labels --ready-only` follows each model's refits, while its RBMs are in the cache."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    fake = bin_dir / "rbmlib"
-    fake.write_text('#!/bin/sh\necho "$*" >> "$CALLS"\n')
-    fake.chmod(0o755)
-    (tmp_path / "results" / "logs").mkdir(parents=True)
-    run = subprocess.run(["bash", "-c", _tune_recipe(bin_dir)], capture_output=True, text=True,
-                         cwd=tmp_path, env={**os.environ, "CALLS": str(tmp_path / "calls")}, timeout=60)
+    run, calls = _run_tune_recipe(tmp_path, "")
     assert run.returncode == 0, run.stdout + run.stderr
-    calls = (tmp_path / "calls").read_text().splitlines()
     models = tuning.get_preset("smoke").models
     evaluations = [c for c in calls if c.startswith("evaluate")]
     ready = [c for c in calls if c.startswith("few-labels") and "--ready-only --skip-busy" in c]
