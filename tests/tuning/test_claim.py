@@ -176,8 +176,10 @@ def _run_tune_recipe(tmp_path, fake: str):
     (bin_dir / "rbmlib").write_text(f'#!/bin/sh\necho "$*" >> {tmp_path / "calls"}\n{fake}\n')
     (bin_dir / "rbmlib").chmod(0o755)
     (tmp_path / "results" / "logs").mkdir(parents=True)
-    out = subprocess.run(["make", "-n", "-f", str(paths.ROOT / "Makefile"), "tune", "PRESET=smoke",
-                          "UNTIL=17:00", f"BIN={bin_dir}"],
+    # --no-print-directory: under `make test` this make is a sub-make, which would add its
+    # "Entering directory" lines to the recipe it prints.
+    out = subprocess.run(["make", "-n", "--no-print-directory", "-f", str(paths.ROOT / "Makefile"), "tune",
+                          "PRESET=smoke", "UNTIL=17:00", f"BIN={bin_dir}"],
                          capture_output=True, text=True, cwd=paths.ROOT, timeout=60).stdout
     run = subprocess.run(["bash", "-c", out[out.index("chain()"):]], capture_output=True, text=True,
                          cwd=tmp_path, timeout=60)
