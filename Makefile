@@ -124,7 +124,7 @@ TUNE_ORDER_smoke := $(TUNE_ORDER_protocol2)
 # The few-labels looks of the seeds whose refits are done (rbmlib few-labels --ready-only),
 # appended to results/logs/$(PRESET)-few-labels.log: after each model's refits, while their
 # RBMs are in the cache, which a later session's checkout would not have.
-few_labels = $(call threads,1) $(BIN)/rbmlib few-labels --if-applicable $(1) --preset $(PRESET) \
+few_labels = $(call threads,1) $(BIN)/rbmlib few-labels --if-applicable $(if $(1),$(1) )--preset $(PRESET) \
 	$(if $(UNTIL),--until $(UNTIL)) >> results/logs/$(PRESET)-few-labels.log 2>&1
 # Where UNTIL stops a model (exit status 3: its next trial or refit would not end in time,
 # or nobody knows its length yet), the chain goes on to the others, whose next trial
