@@ -106,7 +106,8 @@ chromium:
 # write its summary.csv. Resumable: run it again after an interruption and it goes
 # on (finished trials and evaluated seeds are kept). Two chains run side by side
 # with one thread each (on two cores, torch's threads in two processes would
-# fight). Both go through the same list of models, costliest first, and each
+# fight). Both go through the same list of models, costliest first (evaluating: the one
+# model whose refits are not shared first, EVALUATE_ORDER_<preset>), and each
 # takes the next model the other is not running (`--skip-busy`, rbmlib/tuning/claim.py),
 # so neither idles while the other has hours left; a tuning chain with no model left
 # to take then joins the other's study as its second worker (`--join`, a second pass).
@@ -119,6 +120,12 @@ chromium:
 TUNE_ORDER_paper := rbm-fnn cnn fnn rbm-lr lr
 TUNE_ORDER_protocol2 := rbm-fnn cnn pre-fnn fnn rbm-lr random-lr lr pca-lr
 TUNE_ORDER_smoke := $(TUNE_ORDER_protocol2)
+# The refits of a model that only one process may run (random-lr: one refit fills
+# much of the memory; rbmlib/tuning/claim.py) come first, so that the other chain
+# shares out the rest meanwhile instead of idling at the end.
+EVALUATE_ORDER_protocol2 := random-lr rbm-fnn rbm-lr cnn pre-fnn fnn lr pca-lr
+EVALUATE_ORDER_smoke := $(EVALUATE_ORDER_protocol2)
+order = $(or $(if $(filter evaluate,$(1)),$(EVALUATE_ORDER_$(PRESET))),$(TUNE_ORDER_$(PRESET)))
 # `rbmlib $(1) --skip-busy --model m` for every model in two chains side by side, one thread
 # each, then (tuning only) the same with --join; logs in results/logs/$(PRESET)-$(1)-<model>.log.
 # The few-labels looks of the seeds whose refits are done (rbmlib few-labels --ready-only),
@@ -130,7 +137,7 @@ few_labels = $(call threads,1) $(BIN)/rbmlib few-labels --if-applicable $(if $(1
 # or nobody knows its length yet), the chain goes on to the others, whose next trial
 # may still fit (a shorter one, or one it can join), and ends with status 3, which sets
 # `stopped`; any other failure ends the chain and the recipe.
-chains = chain() { st=0; for pass in "" $(if $(filter tune,$(1)),--join); do for m in $(TUNE_ORDER_$(PRESET)); do \
+chains = chain() { st=0; for pass in "" $(if $(filter tune,$(1)),--join); do for m in $(call order,$(1)); do \
 	    $(call threads,1) $(BIN)/rbmlib $(1) --skip-busy $$pass --preset $(PRESET) --model $$m $(if $(UNTIL),--until $(UNTIL)) \
 	      >> results/logs/$(PRESET)-$(1)-$$m.log 2>&1 || { rc=$$?; [ $$rc = 3 ] || return $$rc; st=3; }; \
 	    $(if $(filter evaluate,$(1)),$(call few_labels,--ready-only --skip-busy) || { rc=$$?; [ $$rc = 3 ] || return $$rc; st=3; };) \

@@ -139,10 +139,13 @@ def test_the_makefile_chains_share_one_list_with_skip_busy():
     """Both chains run every model of the list (a model in no list would never be tuned)."""
     out = subprocess.run(["make", "-pn", "-f", str(paths.ROOT / "Makefile")], capture_output=True,
                          text=True, cwd=paths.ROOT, timeout=60).stdout
-    for preset in ("paper", "protocol2", "smoke"):
-        line = next(x for x in out.splitlines() if x.startswith(f"TUNE_ORDER_{preset} :="))
+    lists = [(f"TUNE_ORDER_{p}", p) for p in ("paper", "protocol2", "smoke")]
+    for name, preset in lists + [(f"EVALUATE_ORDER_{p}", p) for p in ("protocol2", "smoke")]:
+        line = next(x for x in out.splitlines() if x.startswith(f"{name} :="))
         order = line.split(":=")[1].split()
-        assert sorted(order) == sorted(tuning.get_preset(preset).models), preset
+        assert sorted(order) == sorted(tuning.get_preset(preset).models), name
+    evaluate = next(x for x in out.splitlines() if x.startswith("EVALUATE_ORDER_protocol2 :="))
+    assert evaluate.split()[2] == "random-lr"  # the one model whose refits are not shared goes first
     assert "--skip-busy" in out
     recipe = subprocess.run(["make", "-n", "-f", str(paths.ROOT / "Makefile"), "tune", "PRESET=smoke"],
                             capture_output=True, text=True, cwd=paths.ROOT, timeout=60).stdout
