@@ -206,7 +206,7 @@ def _few_labels(args) -> int:
     from rbmlib.report.few_labels import few_labels_table
     from rbmlib.tuning.claim import Busy
     from rbmlib.tuning.deadline import DeadlineStop
-    from rbmlib.tuning.few_labels import applies_to, few_labels
+    from rbmlib.tuning.few_labels import applies_to, few_labels, read_results
     from rbmlib.tuning.presets import get_preset
 
     if args.if_applicable and not applies_to(get_preset(args.preset).models):
@@ -214,6 +214,7 @@ def _few_labels(args) -> int:
         return 0
     try:
         with _claimed(args, "few-labels", "few-labels"):  # two chains must not score the same look
+            before = len(read_results(args.preset))
             results = few_labels(args.preset, storage=args.storage, ready_only=args.ready_only,
                                  until=args.until)
     except Busy as exc:
@@ -226,6 +227,9 @@ def _few_labels(args) -> int:
     except (KeyError, ValueError) as exc:  # not ready, not evaluated, a second look
         print(f"rbmlib few-labels: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return 1
+    if args.ready_only and len(results) == before:
+        print("rbmlib few-labels: nothing new to score (--ready-only: each fit waits for its refit)")
+        return 0
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(few_labels_table(results).to_string(index=False))
     print(f"Written to {paths.few_labels_csv(args.preset)}")

@@ -283,10 +283,15 @@ def test_the_command_line_runs_the_study_and_prints_the_table(results, monkeypat
 
 
 @pytest.mark.slow
-def test_ready_only_scores_each_evaluated_refit_with_a_cached_rbm_and_leaves_the_rest(results, monkeypatch):
+def test_ready_only_scores_each_evaluated_refit_with_a_cached_rbm_and_leaves_the_rest(results, monkeypatch,
+                                                                                       capsys):
     """What `make tune` runs after each model's refits: no error before, no RBM trained, nothing twice."""
     rows = fl.few_labels(FEW, labels_per_class=N, ready_only=True)
     assert set(rows["model"]) == {"lr"} and len(rows) == 4  # pixels need no refit
+    monkeypatch.setattr(fl, "few_labels", functools.partial(fl.few_labels, labels_per_class=N))
+    capsys.readouterr()
+    assert main(["few-labels", "--preset", FEW.name, "--ready-only", "--skip-busy"]) == 0
+    assert "nothing new to score (--ready-only" in capsys.readouterr().out  # and no table
     evaluate(["rbm-lr"], FEW, seeds=[0])
     for npz in (paths.CACHE_DIR / "rbm").glob("*.npz"):  # a new checkout: seed 0's RBM is gone
         npz.unlink()
