@@ -413,8 +413,18 @@ def manuscript_variables(preset=RENDERED_PRESET) -> dict[str, str]:
         The paired rule's verdict on each comparison of :data:`rbmlib.report.paired.COMPARISONS`
         as words that end in a preposition ("detectably more accurate than",
         "not detectably different from", ...), or "not compared with" where the preset lacks a model.
+    ``<a>_vs_<b>_difference``, ``<a>_vs_<b>_interval``
+        Where compared: the paired difference in test accuracy (points, signed)
+        and its 95% paired bootstrap interval ("+0.12 to +0.80").
+    ``few_labels_<n>_rbm_lr_minus_<b>``, ``..._se``
+        Where the preset has the few-labels study: RBM features minus pixels
+        (``lr``) or random features (``random_lr``) with ``n`` labels per class
+        (points, signed, mean over seeds) and the standard error of the per-seed differences.
     ``n_models``
         Models in the summary.
+    ``trial_budget``, ``min_complete``, ``n_refit_seeds``
+        Where every model shares them: finished trials per study, the floor of
+        complete trials among them ("0": none), and refit seeds per model.
 
     Raises
     ------
@@ -446,22 +456,62 @@ def manuscript_variables(preset=RENDERED_PRESET) -> dict[str, str]:
     for _, r in results.feature_effect(summary).iterrows():
         model = r["Model"]
         key = f"{name[model]}_minus_{name[MODELS[model].baseline]}"
-        # The minus sign, not a hyphen: the PDF sets a bare "-1.47" in running text as a hyphen.
-        variables[key] = f"{r['Difference (points)']:+.2f}".replace("-", "\N{MINUS SIGN}")
+        variables[key] = _signed(r["Difference (points)"])
         variables[f"{key}_se"] = f"{r['Standard error (points)']:.2f}"
-    variables.update(_verdict_variables(preset, summary))
+    variables.update(_budget_variables(preset))
+    variables.update(_paired_variables(preset, summary))
+    variables.update(_few_labels_variables(preset))
     return variables
 
 
-def _verdict_variables(preset, summary) -> dict[str, str]:
-    """``<a>_vs_<b>_verdict`` of :func:`manuscript_variables`, from the paired comparisons of notebook 05."""
+def _signed(points: float) -> str:
+    # The minus sign, not a hyphen: the PDF sets a bare "-1.47" in running text as a hyphen.
+    return f"{points:+.2f}".replace("-", "\N{MINUS SIGN}")
+
+
+def _budget_variables(preset) -> dict[str, str]:
+    """``trial_budget``, ``min_complete``, ``n_refit_seeds`` of :func:`manuscript_variables`, where uniform."""
+    preset = get_preset(preset)
+    shared = {"trial_budget": set(preset.n_trials.values()), "min_complete": {preset.min_complete},
+              "n_refit_seeds": {len(preset.refit_random_states[m]) for m in preset.models}}
+    return {key: str(values.pop()) for key, values in shared.items() if len(values) == 1}
+
+
+def _paired_variables(preset, summary) -> dict[str, str]:
+    """``<a>_vs_<b>_verdict``, ``_difference``, ``_interval`` of :func:`manuscript_variables`,
+    from the paired comparisons of notebook 05."""
     from rbmlib.report import paired, search
 
     studies = search.read_studies(get_preset(preset).models, preset)
     words = {paired.A_BETTER: "detectably more accurate than", paired.B_BETTER: "detectably less accurate than",
              paired.NO_DIFFERENCE: "not detectably different from"}
-    return {f"{r['a']}_vs_{r['b']}_verdict".replace("-", "_"): words.get(r["verdict"], "not compared with")
-            for r in paired.compare_models(preset, summary, studies).to_dict("records")}
+    variables = {}
+    for r in paired.compare_models(preset, summary, studies).to_dict("records"):
+        key = f"{r['a']}_vs_{r['b']}".replace("-", "_")
+        variables[f"{key}_verdict"] = words.get(r["verdict"], "not compared with")
+        if r["verdict"] in words:
+            variables[f"{key}_difference"] = _signed(r["difference"] * 100)
+            variables[f"{key}_interval"] = f"{_signed(r['ci_low'] * 100)} to {_signed(r['ci_high'] * 100)}"
+    return variables
+
+
+def _few_labels_variables(preset) -> dict[str, str]:
+    """``few_labels_<n>_rbm_lr_minus_<b>`` (and ``_se``) of :func:`manuscript_variables`."""
+    from rbmlib.report.few_labels import paired_differences
+    from rbmlib.tuning.few_labels import applies_to, read_results
+
+    if not applies_to(get_preset(preset).models):
+        return {}
+    results = read_results(preset)
+    variables = {}
+    for baseline in ("lr", "random-lr"):
+        if results.empty or not {"rbm-lr", baseline} <= set(results["model"]):
+            continue
+        for n, row in paired_differences(results, "rbm-lr", baseline).iterrows():
+            key = f"few_labels_{int(n)}_rbm_lr_minus_{baseline.replace('-', '_')}"
+            variables[key] = _signed(row["difference"])
+            variables[f"{key}_se"] = f"{row['standard_error']:.2f}"
+    return variables
 
 
 def variables_text(preset=RENDERED_PRESET) -> str:

@@ -74,7 +74,7 @@ def test_config_declares_a_manuscript_that_renders_without_running_code():
 def test_article_has_no_code_to_execute():
     text = _strip_comments(ARTICLE.read_text())
     # Raw output blocks ({=typst}) pass through to one format; anything else in braces would execute.
-    assert not re.search(r"^```+\s*\{(?!=)", text, re.M), "index.qmd must not contain executable code cells"
+    assert not re.search(r"^```+[ \t]*\{(?!=)", text, re.M), "index.qmd must not contain executable code cells"
     assert not re.search(r"`\{(python|r|julia)\}", text), "index.qmd must not contain inline code"
 
 

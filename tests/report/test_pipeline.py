@@ -339,3 +339,27 @@ def test_the_environment_build_shows_progress():
     recipe = _make("-n", "-W", "pyproject.toml", "setup")  # as if the pins had changed
     assert "6.4 GB" in recipe and "--quiet" not in recipe
     assert recipe.count("pip install --progress-bar on") == 2
+
+
+def test_the_budget_variables_are_written_only_where_every_model_shares_them():
+    assert pipeline._budget_variables("protocol2") == {"trial_budget": "30", "min_complete": "15",
+                                                       "n_refit_seeds": "5"}
+    assert pipeline._budget_variables("paper") == {"min_complete": "0"}  # protocol 1's budgets differ
+
+
+def test_the_few_labels_variables_are_the_paired_differences_with_the_minus_sign(monkeypatch):
+    import pandas as pd
+
+    from rbmlib.tuning import few_labels
+
+    rows = [{"model": m, "labels_per_class": n, "seed": s, "test_accuracy": acc + 0.01 * s}
+            for n in (10, 100) for s in (0, 1)
+            for m, acc in (("lr", 0.60), ("rbm-lr", 0.62 if n == 10 else 0.55), ("random-lr", 0.61))]
+    monkeypatch.setattr(few_labels, "read_results", lambda preset: pd.DataFrame(rows))
+    got = pipeline._few_labels_variables("protocol2")
+    assert got["few_labels_10_rbm_lr_minus_lr"] == "+2.00" and got["few_labels_10_rbm_lr_minus_lr_se"] == "0.00"
+    assert got["few_labels_100_rbm_lr_minus_random_lr"] == "\N{MINUS SIGN}6.00"
+    assert len(got) == 8  # 2 sizes x 2 baselines x (difference, standard error)
+    assert pipeline._few_labels_variables("paper") == {}  # protocol 1 has no few-labels study
+    monkeypatch.setattr(few_labels, "read_results", lambda preset: pd.DataFrame(columns=few_labels.COLUMNS))
+    assert pipeline._few_labels_variables("protocol2") == {}  # not run yet
