@@ -193,7 +193,9 @@ def evaluate(models=None, preset="paper", *, storage: str | None = None, seeds=N
     if todo:
         # Before any data is read: every study finished, the protocol unchanged, no second look.
         digest = check_protocol(preset, storage)
+        todo = _restore_from_ledger(preset, todo, best, keys)
         ledger.check_unscored(preset.name, todo)
+    if todo:
         X, y = data.load_split("trainval", subset=preset.trainval_subset)
         X_test, y_test = data.load_split("test", subset=preset.test_subset)
         path = paths.evaluation_csv(preset.name)
@@ -210,19 +212,45 @@ def evaluate(models=None, preset="paper", *, storage: str | None = None, seeds=N
             estimator = fit_final(model, params, seed, X, y, cache_dir=cache_dir)
             y_pred = estimator.predict(X_test)
             scores = metrics.evaluate(y_test, y_pred)
-            save_predictions(paths.predictions_file(preset.name, model, best[model].number, seed), y_pred)
             row = {"model": model, "seed": seed, "trial_number": best[model].number,
                    "test_accuracy": scores["accuracy"], "test_macro_f1": scores["macro_f1"],
                    "seconds": round(time.perf_counter() - start, 2), "refit_params": keys[model]}
-            append_row(path, row)
-            seconds[model].append(row["seconds"])
+            # The predictions, then the look in the ledger, then the row: a crash between any two
+            # loses no look (a rerun restores the row from the ledger: _restore_from_ledger).
+            save_predictions(paths.predictions_file(preset.name, model, best[model].number, seed), y_pred)
             ledger.append(preset.name, {"digest": digest, "model": model, "seed": seed,
                                         "trial_number": best[model].number,
                                         "params": keys[model], "test_accuracy": scores["accuracy"],
                                         "test_macro_f1": scores["macro_f1"]})
+            append_row(path, row)
+            seconds[model].append(row["seconds"])
             tqdm.write(f"{model} seed {seed}: test accuracy {scores['accuracy']:.4f}, "
                        f"macro F1 {scores['macro_f1']:.4f} ({row['seconds']:.0f}s)")
     return read_evaluation(preset)
+
+
+def _restore_from_ledger(preset, todo, best, keys) -> list[tuple[str, int]]:
+    """The (model, seed) of ``todo`` still to score; the rest are restored from the ledger.
+
+    A refit whose look the ledger holds, for the same trial and refit
+    parameters, with its predictions kept, was killed before its row was
+    written: the row is written from the ledger (its ``seconds`` unknown)
+    instead of scoring the test split again.
+    """
+    looks = ledger.read(preset.name)
+    path, left = paths.evaluation_csv(preset.name), []
+    for model, seed in todo:
+        look = looks[(looks["model"] == model) & (looks["seed"].astype(int) == seed)
+                     & (looks["trial_number"] == best[model].number) & (looks["params"] == keys[model])]
+        if look.empty or not paths.predictions_file(preset.name, model, best[model].number, seed).exists():
+            left.append((model, seed))
+            continue
+        look = look.iloc[-1]
+        append_row(path, {"model": model, "seed": seed, "trial_number": best[model].number,
+                          "test_accuracy": look["test_accuracy"], "test_macro_f1": look["test_macro_f1"],
+                          "seconds": np.nan, "refit_params": keys[model]})
+        tqdm.write(f"{model} seed {seed}: restored from the ledger (scored before a crash)")
+    return left
 
 
 def check_protocol(preset, storage) -> str:

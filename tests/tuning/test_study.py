@@ -2,6 +2,7 @@
 log to MLflow, reuse RBMs, and the evaluation touches the test split only after tuning."""
 
 import dataclasses
+import functools
 import json
 
 import mlflow
@@ -254,6 +255,34 @@ def test_a_study_tuned_afresh_is_not_scored_on_the_test_set_again(splits):
     with pytest.raises(ledger.RepeatedLookError, match="scored on the test split already"):
         evaluate(["lr"], TINY, seeds=[0])
     assert evaluate(["lr"], TINY, seeds=[]).equals(old) and len(ledger.read(TINY.name)) == 1
+
+
+def test_a_refit_killed_after_its_look_gets_its_row_from_the_ledger_not_a_second_look(splits, monkeypatch):
+    from rbmlib.tuning import refit
+
+    tune("lr", TINY, n_trials=1, splits=splits, show_progress_bar=False)
+    append_row = refit.append_row
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("killed between the ledger and the row")
+
+    monkeypatch.setattr(refit, "append_row", killed)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(["lr"], TINY, seeds=[0, 1])
+    assert len(ledger.read(TINY.name)) == 1 and not paths.evaluation_csv(TINY.name).exists()
+    monkeypatch.setattr(refit, "append_row", append_row)
+    fits = []
+    monkeypatch.setattr(refit, "fit_final", functools.partial(_count, refit.fit_final, fits))
+    rows = evaluate(["lr"], TINY, seeds=[0, 1])
+    looks = ledger.read(TINY.name)
+    assert len(fits) == 1 and len(looks) == 2  # seed 1 fitted and scored; seed 0 only restored
+    assert rows.sort_values("seed")["test_accuracy"].tolist() == looks.sort_values("seed")["test_accuracy"].tolist()
+    assert rows.set_index("seed")["seconds"].isna().tolist() == [True, False]
+
+
+def _count(function, calls, *args, **kwargs):
+    calls.append(args)
+    return function(*args, **kwargs)
 
 
 def test_command_line_tunes_evaluates_and_summarises_the_smoke_preset(capsys, fashion_mnist):
