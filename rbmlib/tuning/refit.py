@@ -12,7 +12,9 @@ Rows are appended to ``evaluation.csv`` as each fit finishes, and the test
 predictions saved beside them (``paths.predictions_file``: the results notebook
 draws confusion matrices and per-class scores from them without refitting). A
 rerun skips the (model, seed) pairs that have both for the same best trial, so a
-killed evaluation resumes. A pair that the ledger shows scored already is not
+killed evaluation resumes; each look goes into the ledger before its row, and a
+refit killed between the two gets its row back from the ledger. A pair that the
+ledger shows scored already is not
 scored again, whatever changed since (a new best trial after more tuning, a
 lost predictions file): that would be a second look. :func:`summarize` then
 writes ``summary.csv``.
