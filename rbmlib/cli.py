@@ -140,16 +140,21 @@ def _status(args) -> int:
     left, unknown = table["hours left"].sum(), table.loc[table["hours left"].isna(), "model"].tolist()
     shown = table.copy()
     for column, fmt in {"best val accuracy": "{:.4f}", "minutes per trial": "{:.1f}", "hours left": "{:.1f}",
-                        "best trial": "{}"}.items():
+                        "refit hours": "{:.1f}", "best trial": "{}"}.items():
         shown[column] = ["" if pd.isna(v) else fmt.format(v) for v in table[column]]
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(shown.to_string(index=False))
+    refits = table["refit hours"].sum()
+    evaluation = (f"the evaluation: about {refits:.1f} hours on one thread"
+                  + (" at the best trials so far" if left or unknown else "")
+                  + (", and more for the models without a complete trial" if table["refit hours"].isna().any()
+                     else ""))
     if not left and not unknown:
-        print("Every study has its budget.")
+        print(f"Every study has its budget; {evaluation if refits else 'every refit is evaluated'}.")
     else:
         print(f"Trials left: about {left:.1f} hours on one thread"
               + (f", and {', '.join(unknown)} not started or without a complete trial" if unknown else "")
-              + "; then the evaluation.")
+              + f"; then {evaluation}.")
     return 0
 
 

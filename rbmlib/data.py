@@ -269,6 +269,13 @@ def pick_per_class(y, n_per_class=1, *, random_state=0) -> np.ndarray:
     return np.concatenate(picks)
 
 
+def split_size(split="train", *, n_val=N_VAL, subset=None) -> int:
+    """How many images ``load_split(split, n_val=n_val, subset=subset)`` returns, without reading any."""
+    n_file, n_test = _EXPECTED["train-labels-idx1-ubyte"][0], _EXPECTED["t10k-labels-idx1-ubyte"][0]
+    n = {"train": n_file - n_val, "val": n_val, "trainval": n_file, "test": n_test}[split]
+    return n if subset is None else subset
+
+
 @validate_params({
     "split": [StrOptions(set(SPLITS))],
     "n_val": [Interval(numbers.Integral, 1, None, closed="left")],  # the upper bound depends on the data

@@ -346,3 +346,8 @@ def test_real_data(tmp_path_factory):
     assert Xt.shape == (10_000, 784)
     assert np.array_equal(np.unique(yt), np.arange(10)) and np.all(np.bincount(yt) == 1000)
     assert 0.0 <= Xt.min() and Xt.max() == 1.0
+
+
+def test_split_size_says_how_many_images_a_split_holds_without_reading_them():
+    assert [data.split_size(s) for s in data.SPLITS] == [50_000, 10_000, 60_000, 10_000]
+    assert data.split_size("train", n_val=5_000) == 55_000 and data.split_size("trainval", subset=2_000) == 2_000

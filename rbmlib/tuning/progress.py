@@ -19,7 +19,7 @@ from rbmlib.tuning import ledger, protocol
 from rbmlib.tuning.presets import get_preset
 
 COLUMNS = ["model", "finished", "complete", "budget", "best val accuracy", "best trial",
-           "minutes per trial", "hours left", "test looks"]
+           "minutes per trial", "hours left", "refit hours", "test looks"]
 
 
 def progress_table(preset, *, storage: str | None = None) -> pd.DataFrame:
@@ -27,13 +27,17 @@ def progress_table(preset, *, storage: str | None = None) -> pd.DataFrame:
 
     ``budget`` is "30 (15 complete)" for a preset with a floor of complete
     trials; ``minutes per trial`` is the mean over finished trials; ``hours
-    left`` is blank before the first finished trial; ``test looks`` counts
+    left`` is blank before the first finished trial; ``refit hours`` are those
+    of its refits not yet evaluated, at its best trial so far
+    (:func:`rbmlib.tuning.refit.refit_hours_left`); ``test looks`` counts
     the model's refits scored on the test split (the ledger).
     """
+    from rbmlib.tuning.refit import read_evaluation, refit_hours_left
     from rbmlib.tuning.study import MissingStudyError, load_study
 
     preset = get_preset(preset)
     looks = ledger.read(preset.name)["model"].value_counts()
+    evaluations = read_evaluation(preset)
     rows = []
     for model in preset.models:
         budget = preset.n_trials[model]
@@ -50,6 +54,7 @@ def progress_table(preset, *, storage: str | None = None) -> pd.DataFrame:
             row["best val accuracy"], row["best trial"] = study.best_value, study.best_trial.number
         row["minutes per trial"] = _mean_minutes(study)
         row["hours left"] = hours_left(study, budget, preset.min_complete)
+        row["refit hours"] = refit_hours_left(preset, model, study, evaluations)
         rows.append(row)
     return pd.DataFrame(rows, columns=COLUMNS).astype({"best trial": "Int64"})
 

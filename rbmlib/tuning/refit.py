@@ -82,6 +82,32 @@ def fit_final(model: str, params: dict, seed: int, X, y, *, cache_dir=None):
     return estimator
 
 
+def data_ratio(preset) -> float:
+    """A refit's training images over a trial's (60,000 over 50,000 on the full splits)."""
+    preset = get_preset(preset)
+    return data.split_size("trainval", subset=preset.trainval_subset) / data.split_size(
+        "train", subset=preset.train_subset)
+
+
+def refit_hours_left(preset, model: str, study, evaluations: pd.DataFrame) -> float | None:
+    """Expected hours of ``model``'s refits not yet evaluated (None before its first complete trial).
+
+    Each as :func:`rbmlib.tuning.deadline.expected_refit_s` expects it: the
+    median of its refits so far, else its best trial's length scaled to the refit's data.
+    """
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        return None
+    best = study.best_trial
+    key = params_key(refit_params(model, preset, best))
+    done = current_rows(evaluations, preset, model, best.number, key)
+    left = len(set(get_preset(preset).refit_random_states[model]) - set(done["seed"].astype(int)))
+    if not left:
+        return 0.0
+    seconds = deadline.expected_refit_s(list(done["seconds"]), best, data_ratio(preset),
+                                        study.get_trials(deepcopy=False))
+    return None if seconds is None else left * seconds / 3600
+
+
 def params_key(params: dict) -> str:
     """The ``refit_params`` of an evaluation row: the refit's arguments as sorted JSON."""
     return json.dumps(params, sort_keys=True)
@@ -201,10 +227,10 @@ def evaluate(models=None, preset="paper", *, storage: str | None = None, seeds=N
         X, y = data.load_split("trainval", subset=preset.trainval_subset)
         X_test, y_test = data.load_split("test", subset=preset.test_subset)
         path = paths.evaluation_csv(preset.name)
-        data_ratio = len(y) / (preset.train_subset or len(y) - data.N_VAL)  # trainval over a trial's train
+        ratio = data_ratio(preset)
         seconds = {m: list(current_rows(done, preset, m, best[m].number, keys[m])["seconds"]) for m in models}
         for model, seed in tqdm(todo, desc=f"evaluate ({preset.name})", unit="fit"):
-            expected = deadline.expected_refit_s(seconds[model], best[model], data_ratio, trials[model])
+            expected = deadline.expected_refit_s(seconds[model], best[model], ratio, trials[model])
             if not deadline.ends_before(expected, until):
                 raise deadline.DeadlineStop(
                     f"{preset.name}/{model} seed {seed}: its refit (about {(expected or 0) / 60:.0f} min) "

@@ -12,6 +12,7 @@ from tuning_helpers import TINY
 from rbmlib import paths
 from rbmlib.cli import main
 from rbmlib.tuning.progress import hours_left, progress_table
+from rbmlib.tuning.refit import evaluate
 from rbmlib.tuning.study import tune
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("tuning_results", "fashion_mnist")]
@@ -27,6 +28,10 @@ def test_the_table_counts_trials_against_the_budget_and_creates_no_study():
     assert lr["hours left"] == pytest.approx(lr["minutes per trial"] / 60)
     assert table.loc["fnn", "finished"] == 0 and table["hours left"].isna()["fnn"]
     assert not paths.study_db(TINY.name, "fnn").exists()  # read, not created
+    # Its refits: each seed's, at its best trial's length scaled to the refit's data, until evaluated.
+    assert lr["refit hours"] > 0 and table["refit hours"].isna()["fnn"]
+    evaluate(["lr"], TINY)
+    assert progress_table(TINY).set_index("model").loc["lr", "refit hours"] == 0
     floor = dataclasses.replace(TINY, min_complete=3)
     assert progress_table(floor).set_index("model").loc["lr", "budget"] == "2 (3 complete)"
 
@@ -35,7 +40,8 @@ def test_the_command_prints_every_model_and_the_hours_left(capsys):
     assert main(["status", "--preset", "smoke"]) == 0
     out = capsys.readouterr().out
     assert all(model in out for model in ("lr", "fnn", "cnn", "rbm-lr", "rbm-fnn"))
-    assert "not started or without a complete trial; then the evaluation." in out
+    assert "not started or without a complete trial; then the evaluation: about" in out
+    assert "more for the models without a complete trial." in out
 
 
 def _study(complete: int, pruned: int, minutes: float = 6.0) -> optuna.Study:
