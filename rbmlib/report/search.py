@@ -404,10 +404,14 @@ def _earlier_ranges(study: optuna.Study, name: str, current) -> str:
 
 
 def _numbers(numbers: list[int]) -> str:
-    """``0-6`` for a run of consecutive numbers, otherwise ``0, 2, 5``."""
-    if numbers == list(range(numbers[0], numbers[-1] + 1)) and len(numbers) > 2:
-        return f"{numbers[0]}-{numbers[-1]}"
-    return ", ".join(map(str, numbers))
+    """Trial numbers with each run of three or more consecutive ones as a range: ``0-27, 29``."""
+    runs: list[list[int]] = []
+    for n in sorted(numbers):
+        if runs and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 2 else ", ".join(map(str, r)) for r in runs)
 
 
 def _describe(dist) -> str:

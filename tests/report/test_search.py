@@ -237,3 +237,10 @@ def test_best_positions_place_each_best_value_in_its_range_and_name_the_edges():
 def test_a_preset_without_an_edge_margin_is_judged_by_protocol_2s():
     table = search.best_positions_table({"lr": _lr_study(9.0)}, PAPER)  # protocol 1's range ends at 10
     assert table.loc[0, "edge"] == "upper end"
+
+
+def test_trial_numbers_of_an_earlier_range_read_as_runs():
+    from rbmlib.report.search import _numbers
+
+    assert _numbers([*range(28), 29]) == "0-27, 29"  # a retry of trial 28 drew from the widened range
+    assert _numbers([0, 2, 5]) == "0, 2, 5" and _numbers([3, 4, 8, 9, 10]) == "3, 4, 8-10"
