@@ -330,7 +330,8 @@ def describe_tuned_filters(rbm, about, shown, preset) -> str:
         f"The feature extractor of the {preset} preset's logistic regression on RBM features is the RBM of "
         f"its best trial (trial {about['trial']}), refit with seed {about['seed']} on {about['n_images']:,} "
         f"training images: {rbm.n_components:,} hidden units trained by {sampler} for {len(rbm.history_)} "
-        f"epochs (learning rate {rbm.learning_rate:g}, mini-batches of {rbm.batch_size}). The figure shows "
+        f"epochs (learning rate {rbm.learning_rate:g}, mini-batches of {rbm.batch_size}"
+        f"{', binarised afresh for every batch' if getattr(rbm, 'sample_visible', False) else ''}). The figure shows "
         f"the {len(shown)} of its {rbm.n_components:,} units with the largest weight norm (from "
         f"{norms[shown[0]]:.1f} down to {norms[shown[-1]]:.1f}; the median unit's is {np.median(norms):.1f})."
     )

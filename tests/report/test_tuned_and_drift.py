@@ -80,6 +80,10 @@ def test_tuned_rbm_is_the_final_refits_rbm_and_comes_from_the_cache(tmp_path, mo
     text = anatomy.describe_tuned_filters(rbm, about, anatomy.strongest_units(rbm.components_, 4), "smoke")
     assert "best trial (trial 3)" in text and "seed 0 on 40 training images" in text
     assert "the 4 of its 6 units with the largest weight norm" in text
+    assert ("binarised afresh for every batch" in text) == rbm.sample_visible
+    rbm.sample_visible = not rbm.sample_visible  # the original study's binarised batches, or not
+    other = anatomy.describe_tuned_filters(rbm, about, anatomy.strongest_units(rbm.components_, 4), "smoke")
+    assert ("binarised afresh for every batch" in other) == rbm.sample_visible
 
 
 def test_drift_classifier_is_a_small_fixed_cnn():
