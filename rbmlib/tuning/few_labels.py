@@ -204,13 +204,18 @@ def _ready_pairs(preset, pairs, storage, X, cache_dir=None) -> set[tuple[str, in
 
     What ``few_labels(ready_only=True)`` scores while the evaluation still runs:
     right after a seed's refit, its RBM is in the cache (which a new checkout
-    does not have), so the few-labels fits on it cost no RBM training.
+    does not have), so the few-labels fits on it cost no RBM training. A model
+    that one process at a time may run (``protocol.one_at_a_time``: random-lr)
+    is not ready while a process holds its claim: its refits and these fits
+    would share the memory that each of them fills.
     """
     from rbmlib.tuning.rbm_cache import data_fingerprint, rbm_key
     from rbmlib.tuning.refit import refit_params
 
     missing = _unevaluated(preset, pairs, storage)
-    ready = {(m, s) for m, s in pairs if s not in missing.get(m, ())}
+    # A model whose refits fill much of the memory (random-lr) waits until its evaluation is done.
+    busy = {m for m, _ in pairs if m in preset.spaces and protocol.one_at_a_time(preset, m) and _held(preset, m)}
+    ready = {(m, s) for m, s in pairs if s not in missing.get(m, ()) and m not in busy}
     best = _best_trials(preset, storage)
     cache_dir = paths.CACHE_DIR / "rbm" if cache_dir is None else cache_dir
     fingerprint = data_fingerprint(X)
@@ -222,6 +227,17 @@ def _ready_pairs(preset, pairs, storage, X, cache_dir=None) -> set[tuple[str, in
         return (cache_dir / f"{rbm_key(rbm, fingerprint)}.npz").exists()
 
     return {(m, s) for m, s in ready if cached(m, s)}
+
+
+def _held(preset, model: str) -> bool:
+    """Whether another process holds ``model``'s claim (:mod:`rbmlib.tuning.claim`) now."""
+    from rbmlib.tuning.claim import Busy, claim
+
+    try:
+        with claim(preset.name, model, "few-labels --ready-only"):
+            return False
+    except Busy:
+        return True
 
 
 def _expected_fit_s(results: pd.DataFrame, model: str, n: int) -> float | None:

@@ -329,3 +329,17 @@ def test_until_starts_no_fit_past_the_deadline_and_a_rerun_goes_on(results, monk
     assert "every look before it is recorded (exit status 3)" in capsys.readouterr().out
     assert main(["few-labels", "--preset", FEW.name, "--skip-busy"]) == 0
     assert len(fl.read_results(FEW)) == 12 and len(_few_looks()) == 12
+
+
+@pytest.mark.slow
+def test_ready_only_leaves_a_model_that_fills_the_memory_while_its_refits_run(results, monkeypatch):
+    """random-lr's refits and its few-labels fits each fill much of the memory: not side by side."""
+    from rbmlib.tuning.claim import claim
+
+    evaluate(["rbm-lr", "random-lr"], FEW, seeds=[0])
+    monkeypatch.setattr(protocol, "one_at_a_time", lambda preset, model: model == "random-lr")
+    with claim(FEW.name, "random-lr", "evaluate"):  # its evaluation, still running its other seeds
+        rows = fl.few_labels(FEW, labels_per_class=N, ready_only=True)
+    assert set(zip(rows["model"], rows["seed"])) == {("lr", 0), ("lr", 1), ("rbm-lr", 0)}
+    rows = fl.few_labels(FEW, labels_per_class=N, ready_only=True)  # its evaluation is over
+    assert ("random-lr", 0) in set(zip(rows["model"], rows["seed"])) and len(rows) == 8
