@@ -148,16 +148,16 @@ def _best_trials(preset, storage):
             for m in FEATURE_MODELS if get_model(m).features}
 
 
-def _unevaluated(preset, pairs, storage) -> dict[str, list[int]]:
+def _unevaluated(preset, pairs, best: dict) -> dict[str, list[int]]:
     """``{feature model: its seeds}`` of the (model, seed) ``pairs`` not yet evaluated with its current
-    best trial (pixels, ``lr``, need no refit)."""
+    best trial (``best``: :func:`_best_trials`; pixels, ``lr``, need no refit)."""
     from rbmlib.tuning.refit import current_rows, params_key, read_evaluation, refit_params
 
     evaluations = read_evaluation(preset)
     missing = {}
-    for model, best in _best_trials(preset, storage).items():
-        rows = current_rows(evaluations, preset, model, best.number,
-                            params_key(refit_params(model, preset, best)))
+    for model, trial in best.items():
+        rows = current_rows(evaluations, preset, model, trial.number,
+                            params_key(refit_params(model, preset, trial)))
         absent = sorted({s for m, s in pairs if m == model} - set(rows["seed"].astype(int)))
         if absent:
             missing[model] = absent
@@ -190,7 +190,7 @@ def check_ready(preset, seeds, *, storage=None, pairs=None) -> str:
     best = _best_trials(preset, storage)
     pairs = [(m, s) for m in FEATURE_MODELS for s in seeds] if pairs is None else pairs
     problems = [f"{model} seeds {', '.join(map(str, absent))} (trial {best[model].number})"
-                for model, absent in _unevaluated(preset, pairs, storage).items()]
+                for model, absent in _unevaluated(preset, pairs, best).items()]
     if problems:
         raise protocol.NotReadyError(
             f"The few-labels study reuses the final refits, and these are not evaluated yet: "
@@ -198,7 +198,7 @@ def check_ready(preset, seeds, *, storage=None, pairs=None) -> str:
     return digest
 
 
-def _ready_pairs(preset, pairs, storage, X, cache_dir=None) -> set[tuple[str, int]]:
+def _ready_pairs(preset, pairs, best: dict, X, cache_dir=None) -> set[tuple[str, int]]:
     """The (model, seed) ``pairs`` whose feature maps are ready without training: the model's refit
     of the seed evaluated (pixels need none), and its RBM, if it has one, in the cache.
 
@@ -212,11 +212,10 @@ def _ready_pairs(preset, pairs, storage, X, cache_dir=None) -> set[tuple[str, in
     from rbmlib.tuning.rbm_cache import data_fingerprint, rbm_key
     from rbmlib.tuning.refit import refit_params
 
-    missing = _unevaluated(preset, pairs, storage)
+    missing = _unevaluated(preset, pairs, best)
     # A model whose refits fill much of the memory (random-lr) waits until its evaluation is done.
     busy = {m for m, _ in pairs if m in preset.spaces and protocol.one_at_a_time(preset, m) and _held(preset, m)}
     ready = {(m, s) for m, s in pairs if s not in missing.get(m, ()) and m not in busy}
-    best = _best_trials(preset, storage)
     cache_dir = paths.CACHE_DIR / "rbm" if cache_dir is None else cache_dir
     fingerprint = data_fingerprint(X)
 
@@ -386,9 +385,11 @@ def few_labels(preset="protocol2", *, labels_per_class=None, seeds=None, storage
                    .itertuples(index=False)))
     todo = [(m, n, s) for m in FEATURE_MODELS for s in seeds for n in labels_per_class
             if (m, n, s) not in done]
+    X_all = None
     if todo and ready_only:
         X_all, _ = data.load_split("trainval", subset=preset.trainval_subset)
-        ready = _ready_pairs(preset, {(m, s) for m, _, s in todo}, storage, X_all, cache_dir)
+        ready = _ready_pairs(preset, {(m, s) for m, _, s in todo}, _best_trials(preset, storage), X_all,
+                             cache_dir)
         todo = [(m, n, s) for m, n, s in todo if (m, s) in ready]
     if not todo:
         return read_results(preset)
@@ -401,7 +402,8 @@ def few_labels(preset="protocol2", *, labels_per_class=None, seeds=None, storage
         return read_results(preset)
     best = _best_trials(preset, storage)
     grid = c_grid(preset)
-    X_all, _ = data.load_split("trainval", subset=preset.trainval_subset)  # the feature maps' data
+    if X_all is None:  # the feature maps' data
+        X_all, _ = data.load_split("trainval", subset=preset.trainval_subset)
     splits = Splits.load(preset)
     X_test, y_test = data.load_split("test", subset=preset.test_subset)
     bar = tqdm(total=len(todo), desc=f"few labels ({preset.name})", unit="fit")
