@@ -331,20 +331,35 @@ def best_positions_table(studies: dict[str, optuna.Study], preset) -> pd.DataFra
 
 
 def edges_sentence(table: pd.DataFrame, preset) -> str:
-    """Which best values lie on an edge of their range (from :func:`best_positions_table`), or that none does."""
+    """Which best values lie on an edge of their range (from :func:`best_positions_table`), or that none
+    does; then the one of the others nearest an end, which a reader would check first."""
     margin = _edge_margin(get_preset(preset))
     if table.empty:
         return "No study has a complete trial yet."
     on_edge = table[table["edge"] != ""]
     within = f"within {100 * margin:g} % of its range's width of an end"
+    nearest = _nearest_end(table[table["edge"] == ""], others=not on_edge.empty)
     if on_edge.empty:
-        return (f"No best value of the {table['model'].nunique()} studies lies {within}, "
-                "and no network's best epoch is its cap.")
+        studies = table["model"].nunique()
+        return (f"No best value of the {studies} {'study' if studies == 1 else 'studies'} lies {within}, "
+                f"and no network's best epoch is its cap.{nearest}")
     listed = "; ".join(f"{r.model}: {r.parameter} = {r.best} ({r.edge} of {r.range})" for r in on_edge.itertuples())
     limited = on_edge["edge"].str.contains("resource limit").sum()
     stated = (f" {'That one is' if limited == 1 else f'{limited} of them are'} at a resource limit "
               "that the protocol states: not widened, and a caveat of the model's verdicts.") if limited else ""
-    return f"{len(on_edge)} best value(s) lie {within} or at a cap: {listed}.{stated}"
+    count = "One best value lies" if len(on_edge) == 1 else f"{len(on_edge)} best values lie"
+    return f"{count} {within} or at a cap: {listed}.{stated}{nearest}"
+
+
+def _nearest_end(rows: pd.DataFrame, others: bool) -> str:
+    """" The nearest an end: ..." among ``rows`` that have a position ("" if none); ``others``: after a list of edges."""
+    placed = rows[rows["position"] != ""]
+    if placed.empty:
+        return ""
+    position = placed["position"].str.rstrip(" %").astype(float)  # "97 %" -> 97.0
+    r = placed.loc[(position - 50).abs().idxmax()]
+    return (f" {'Of the others, the' if others else 'The'} nearest an end: {r['model']}: {r['parameter']} "
+            f"= {r['best']}, at {r['position']} of {r['range']}.")
 
 
 def _edge_margin(preset) -> float:
