@@ -304,7 +304,7 @@ def trials_table(studies: dict[str, optuna.Study], heartbeats: dict | None = Non
 def best_positions_table(studies: dict[str, optuna.Study], preset) -> pd.DataFrame:
     """Per model and tuned parameter: the best value, its range, where it lies, and whether that is an edge.
 
-    ``position`` runs from 0 % (the lower end) to 100 % (the upper), on the log
+    ``position`` runs from 0% (the lower end) to 100% (the upper), on the log
     scale for a log range (blank for a choice); ``edge`` names the end a best
     value lies at or within the margin of (``protocol.positions``): the
     preset's ``edge_margin``, or protocol 2's for a preset without one, with
@@ -324,7 +324,7 @@ def best_positions_table(studies: dict[str, optuna.Study], preset) -> pd.DataFra
             dist = r["distribution"]  # described as in the search-space table ("3 to 5", not "[3, 5]")
             rows.append({"model": model, "parameter": r["parameter"], "best": _value_text(r["best"]),
                          "range": r["range"] if dist is None else _describe(dist),
-                         "position": "" if r["position"] is None else f"{100 * r['position']:.0f} %",
+                         "position": "" if r["position"] is None else f"{100 * r['position']:.0f}%",
                          "edge": (f"{r['edge']} end" + (" (resource limit)" if r["limit"] else ""))
                                  if r["edge"] else ""})
     return pd.DataFrame(rows, columns=["model", "parameter", "best", "range", "position", "edge"])
@@ -337,7 +337,7 @@ def edges_sentence(table: pd.DataFrame, preset) -> str:
     if table.empty:
         return "No study has a complete trial yet."
     on_edge = table[table["edge"] != ""]
-    within = f"within {100 * margin:g} % of its range's width of an end"
+    within = f"within {100 * margin:g}% of its range's width of an end"
     nearest = _nearest_end(table[table["edge"] == ""], others=not on_edge.empty)
     if on_edge.empty:
         studies = table["model"].nunique()
@@ -356,7 +356,7 @@ def _nearest_end(rows: pd.DataFrame, others: bool) -> str:
     placed = rows[rows["position"] != ""]
     if placed.empty:
         return ""
-    position = placed["position"].str.rstrip(" %").astype(float)  # "97 %" -> 97.0
+    position = placed["position"].str.rstrip("%").astype(float)  # "97%" -> 97.0
     r = placed.loc[(position - 50).abs().idxmax()]
     return (f" {'Of the others, the' if others else 'The'} nearest an end: {r['model']}: {r['parameter']} "
             f"= {r['best']}, at {r['position']} of {r['range']}.")

@@ -223,15 +223,15 @@ def test_best_positions_place_each_best_value_in_its_range_and_name_the_edges():
 
     table = search.best_positions_table({"lr": _lr_study(1e-1), "pca-lr": None}, PROTOCOL2)
     row = table.set_index("model").loc["lr"]
-    assert row["parameter"] == "C" and row["best"] == "0.1" and row["position"] == "43 %" and row["edge"] == ""
+    assert row["parameter"] == "C" and row["best"] == "0.1" and row["position"] == "43%" and row["edge"] == ""
     assert list(table["model"]) == ["lr"]  # a study not there yet has no rows
     sentence = search.edges_sentence(table, PROTOCOL2)
-    assert sentence.startswith("No best value of the 1 study lies within 3 %")
-    assert sentence.endswith("The nearest an end: lr: C = 0.1, at 43 % of 0.0001 to 1000 (log).")
+    assert sentence.startswith("No best value of the 1 study lies within 3%")
+    assert sentence.endswith("The nearest an end: lr: C = 0.1, at 43% of 0.0001 to 1000 (log).")
     edge = search.best_positions_table({"lr": _lr_study(900.0)}, PROTOCOL2)
-    assert edge.loc[0, "edge"] == "upper end" and edge.loc[0, "position"] == "99 %"
+    assert edge.loc[0, "edge"] == "upper end" and edge.loc[0, "position"] == "99%"
     assert search.edges_sentence(edge, PROTOCOL2).startswith(
-        "One best value lies within 3 % of its range's width of an end or at a cap: "
+        "One best value lies within 3% of its range's width of an end or at a cap: "
         "lr: C = 900 (upper end of 0.0001 to 1000 (log)).")
     stated = dataclasses.replace(PROTOCOL2, resource_limits={"C": (None, 1e3)})
     limited = search.best_positions_table({"lr": _lr_study(900.0)}, stated)
@@ -243,19 +243,19 @@ def test_the_edges_sentence_names_the_best_value_nearest_an_end_among_the_others
     from rbmlib.tuning.presets import PROTOCOL2
 
     table = pd.DataFrame([
-        {"model": "lr", "parameter": "C", "best": "900", "range": "0.0001 to 1000 (log)", "position": "99 %",
+        {"model": "lr", "parameter": "C", "best": "900", "range": "0.0001 to 1000 (log)", "position": "99%",
          "edge": "upper end"},
         {"model": "rbm-lr", "parameter": "rbm__n_components", "best": "7,377", "range": "256 to 8192 (log)",
-         "position": "97 %", "edge": ""},
+         "position": "97%", "edge": ""},
         {"model": "rbm-lr", "parameter": "clf__C", "best": "0.01", "range": "0.0001 to 1000 (log)",
-         "position": "6 %", "edge": ""},
+         "position": "6%", "edge": ""},
         {"model": "rbm-lr", "parameter": "rbm__persistent", "best": "True", "range": "one of True, False",
          "position": "", "edge": ""},
     ])
     sentence = search.edges_sentence(table, PROTOCOL2)
     assert sentence.startswith("One best value lies")
     assert sentence.endswith(" Of the others, the nearest an end: rbm-lr: rbm__n_components = 7,377, "
-                             "at 97 % of 256 to 8192 (log).")
+                             "at 97% of 256 to 8192 (log).")
 
 
 def test_a_preset_without_an_edge_margin_is_judged_by_protocol_2s():
