@@ -133,15 +133,23 @@ order = $(or $(if $(filter evaluate,$(1)),$(EVALUATE_ORDER_$(PRESET))),$(TUNE_OR
 # RBMs are in the cache, which a later session's checkout would not have.
 few_labels = $(call threads,1) $(BIN)/rbmlib few-labels --if-applicable $(if $(1),$(1) )--preset $(PRESET) \
 	$(if $(UNTIL),--until $(UNTIL)) >> results/logs/$(PRESET)-few-labels.log 2>&1
+# Tuning passes after the first: each joins a study that the other chain runs, and each
+# model's target can still grow (a preset with equal_finished runs every study to as many
+# finished trials as the study with the most, which grows while that one lacks complete
+# trials), so passes follow until every study has its budget (`rbmlib status --budgets`),
+# or one that UNTIL stopped, or these run out (`make tune` again goes on).
+JOIN_PASSES := --join --join --join --join
+budgets_met = $(BIN)/rbmlib status --budgets --preset $(PRESET) >> results/logs/$(PRESET)-budgets.log 2>&1
 # Where UNTIL stops a model (exit status 3: its next trial or refit would not end in time,
 # or nobody knows its length yet), the chain goes on to the others, whose next trial
 # may still fit (a shorter one, or one it can join), and ends with status 3, which sets
 # `stopped`; any other failure ends the chain and the recipe.
-chains = chain() { st=0; for pass in "" $(if $(filter tune,$(1)),--join); do for m in $(call order,$(1)); do \
+chains = chain() { st=0; for pass in "" $(if $(filter tune,$(1)),$(JOIN_PASSES)); do for m in $(call order,$(1)); do \
 	    $(call threads,1) $(BIN)/rbmlib $(1) --skip-busy $$pass --preset $(PRESET) --model $$m $(if $(UNTIL),--until $(UNTIL)) \
 	      >> results/logs/$(PRESET)-$(1)-$$m.log 2>&1 || { rc=$$?; [ $$rc = 3 ] || return $$rc; st=3; }; \
 	    $(if $(filter evaluate,$(1)),$(call few_labels,--ready-only --skip-busy) || { rc=$$?; [ $$rc = 3 ] || return $$rc; st=3; };) \
-	  done; done; return $$st; }; \
+	  done; $(if $(filter tune,$(1)),$(call budgets_met) && break; [ $$st = 3 ] && [ -n "$$pass" ] && break;) \
+	  done; return $$st; }; \
 	chain & a=$$!; chain & b=$$!; \
 	wait $$a; ra=$$?; wait $$b; rb=$$?; \
 	for rc in $$ra $$rb; do case $$rc in 0|3) ;; *) echo "make tune: a chain of rbmlib $(1) failed; see results/logs/$(PRESET)-$(1)-*.log"; exit 1;; esac; done; \
@@ -152,6 +160,7 @@ tune: data
 	@echo "  (where it stands: $(BIN)/rbmlib status --preset $(PRESET))"
 	@$(call chains,tune); \
 	if [ -n "$$stopped" ]; then echo "make tune: stopped for UNTIL=$(UNTIL) (nothing evaluated yet); run it again to go on"; exit 0; fi; \
+	$(call budgets_met) || { echo "make tune: a study still lacks its budget (see results/logs/$(PRESET)-budgets.log); run it again to go on"; exit 0; }; \
 	echo "Evaluating the $(PRESET) preset on the test set (logs: results/logs/$(PRESET)-evaluate-*.log)"; \
 	$(call chains,evaluate); \
 	if [ -n "$$stopped" ]; then echo "make tune: stopped for UNTIL=$(UNTIL) in the evaluation; run it again to go on"; exit 0; fi; \

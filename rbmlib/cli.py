@@ -4,6 +4,7 @@ examples:
   rbmlib data                                   # find, verify and cache Fashion-MNIST
   rbmlib tune --model rbm-lr --preset paper     # resumable; --storage postgresql://... to share
   rbmlib status --preset protocol2              # trials so far, best values, hours left
+  rbmlib status --preset protocol2 --budgets    # the studies short of their budget (exit status 4 if any)
   rbmlib evaluate --preset paper                # best params, refit on trainval, test once
   rbmlib summary --preset paper                 # results/summary.csv
   rbmlib few-labels --preset protocol2          # after evaluate: 10-1,000 labels per class, test once
@@ -23,6 +24,8 @@ import sys
 
 #: Exit status of ``tune --until`` or ``evaluate --until`` that stopped short.
 UNTIL_STOPPED = 3
+#: Exit status of ``status --budgets`` while a study lacks its budget.
+SHORT_OF_BUDGET = 4
 
 # Module level imports stay light (argparse, sys): `rbmlib --help` must not wait
 # for torch, Optuna or MLflow; each command imports what it runs.
@@ -90,7 +93,8 @@ def _tune(args) -> int:
         except ValueError:  # no complete trial yet
             best = "no complete trial yet"
         print(f"{study.study_name}: {n} finished trials, {best}")
-        if args.until is not None and any(protocol.shortfall(study, *budget(args.preset, model, args.n_trials))):
+        target = budget(args.preset, model, args.n_trials, storage=args.storage)
+        if args.until is not None and any(protocol.shortfall(study, *target)):
             # Stopped for the deadline: a later model would start trials of a length nobody knows yet.
             print(f"rbmlib tune: stopped for --until with {study.study_name} short of its budget; "
                   "no further model starts (exit status 3)")
@@ -129,6 +133,19 @@ def _tune_claimed(args, preset, model: str):
         return None
 
 
+def _short_of_budget(args) -> int:
+    """``status --budgets``: a line per study that lacks its budget; :data:`SHORT_OF_BUDGET` if any does."""
+    from rbmlib import tuning
+    from rbmlib.tuning import protocol
+    from rbmlib.tuning.study import load_studies
+
+    preset = tuning.get_preset(args.preset)
+    problems = protocol.budget_problems(preset, load_studies(preset, storage=args.storage))
+    for line in problems:
+        print(f"{preset.name}/{line}")
+    return SHORT_OF_BUDGET if problems else 0
+
+
 def _status(args) -> int:
     import optuna
     import pandas as pd
@@ -136,6 +153,8 @@ def _status(args) -> int:
     from rbmlib.tuning.progress import progress_table
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line per study opened
+    if args.budgets:
+        return _short_of_budget(args)
     table = progress_table(args.preset, storage=args.storage)
     left, unknown = table["hours left"].sum(), table.loc[table["hours left"].isna(), "model"].tolist()
     shown = table.copy()
@@ -317,6 +336,9 @@ def _parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="trials so far against each study's budget, best values, "
                                  "hours left (read-only: runs beside `make tune`)")
     _add_tuning_args(status, models=False)
+    status.add_argument("--budgets", action="store_true",
+                        help="print only the studies short of their budget; exit status 0 once every study has "
+                             f"it, {SHORT_OF_BUDGET} while one lacks it (`make tune`'s chains ask after each pass)")
     status.set_defaults(run=_status)
 
     evaluate = commands.add_parser("evaluate", help="refit the best parameters, score once on test",

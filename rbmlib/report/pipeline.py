@@ -423,7 +423,8 @@ def manuscript_variables(preset=RENDERED_PRESET) -> dict[str, str]:
     ``n_models``
         Models in the summary.
     ``trial_budget``, ``min_complete``, ``n_refit_seeds``
-        Where every model shares them: finished trials per study, the floor of
+        Where every model shares them: finished trials per study (with
+        ``equal_finished``, as many as the study with the most), the floor of
         complete trials among them ("0": none), and refit seeds per model.
 
     Raises
@@ -471,8 +472,12 @@ def _signed(points: float) -> str:
 
 def _budget_variables(preset) -> dict[str, str]:
     """``trial_budget``, ``min_complete``, ``n_refit_seeds`` of :func:`manuscript_variables`, where uniform."""
+    from rbmlib.tuning import protocol
+    from rbmlib.tuning.study import finished_counts
+
     preset = get_preset(preset)
-    shared = {"trial_budget": set(preset.n_trials.values()), "min_complete": {preset.min_complete},
+    targets = protocol.finished_targets(preset, finished_counts(preset))
+    shared = {"trial_budget": set(targets.values()), "min_complete": {preset.min_complete},
               "n_refit_seeds": {len(preset.refit_random_states[m]) for m in preset.models}}
     return {key: str(values.pop()) for key, values in shared.items() if len(values) == 1}
 

@@ -107,15 +107,9 @@ def read_studies(models, preset) -> dict:
     Opens, and neither creates nor runs, anything: for a preset whose studies
     another command is still running (``make tune PRESET=protocol2``).
     """
-    from rbmlib.tuning.study import MissingStudyError, load_study
+    from rbmlib.tuning.study import load_studies
 
-    studies = {}
-    for model in models:
-        try:
-            studies[model] = load_study(model, preset, create=False)
-        except MissingStudyError:
-            studies[model] = None
-    return studies
+    return load_studies(preset, list(models))
 
 
 def panels(draw, studies: dict, models, **kwargs) -> list[Figure]:
@@ -394,22 +388,28 @@ def search_space_table(preset, studies: dict[str, optuna.Study] | None = None) -
     widened part way through a study) is shown after the present one, with
     those trials' numbers, as the studies recorded them.
     """
+    from rbmlib.tuning import protocol
+
     preset = get_preset(preset)
+    targets = protocol.finished_targets(
+        preset, {m: protocol.counts(s)[0] for m, s in (studies or {}).items() if s is not None})
     rows = []
     for model, space in preset.spaces.items():
         fixed = ", ".join(f"{k} = {v}" for k, v in preset.fixed_params(model).items() if v is not None)
         study = (studies or {}).get(model)
         searched = [f"{k}: {_describe(d)}" + (_earlier_ranges(study, k, d) if study else "")
                     for k, d in space_distributions(space, preset).items()]
-        rows.append({"model": model, "trial budget": _budget(preset, model),
+        rows.append({"model": model, "trial budget": _budget(preset, model, targets),
                      "searched": "; ".join(searched), "fixed": fixed or "none"})
     return pd.DataFrame(rows)
 
 
-def _budget(preset, model: str) -> str:
-    """``"30 finished, 15 of them complete"``: the trials a study runs (``rbmlib.tuning.protocol.shortfall``)."""
-    n = preset.n_trials[model]
-    return f"{n} finished" + (f", {preset.min_complete} of them complete" if preset.min_complete else "")
+def _budget(preset, model: str, targets: dict[str, int]) -> str:
+    """``"30 finished, 15 of them complete"``: the trials a study runs (``rbmlib.tuning.protocol.shortfall``);
+    with ``equal_finished``, ``"41 finished (at least 30: as many as the study with the most), ..."``."""
+    n, target = preset.n_trials[model], targets[model]
+    text = f"{target} finished" + (f" (at least {n}: as many as the study with the most)" if preset.equal_finished else "")
+    return text + (f", {preset.min_complete} of them complete" if preset.min_complete else "")
 
 
 def _earlier_ranges(study: optuna.Study, name: str, current) -> str:

@@ -26,37 +26,53 @@ def progress_table(preset, *, storage: str | None = None) -> pd.DataFrame:
     """One row per model of ``preset``: trials so far against the budget, best value, time.
 
     ``budget`` is "30 (15 complete)" for a preset with a floor of complete
-    trials; ``minutes per trial`` is the mean over finished trials; ``hours
+    trials (with ``equal_finished``, the finished trials that the study with
+    the most has, if more: it grows while a study lacks complete trials);
+    ``minutes per trial`` is the mean over finished trials; ``hours
     left`` is blank before the first finished trial; ``refit hours`` are those
     of its refits not yet evaluated, at its best trial so far
     (:func:`rbmlib.tuning.refit.refit_hours_left`); ``test looks`` counts
     the model's refits scored on the test split (the ledger).
     """
     from rbmlib.tuning.refit import read_evaluation, refit_hours_left
-    from rbmlib.tuning.study import MissingStudyError, load_study
+    from rbmlib.tuning.study import load_studies
 
     preset = get_preset(preset)
     looks = ledger.read(preset.name)["model"].value_counts()
     evaluations = read_evaluation(preset)
+    studies = load_studies(preset, storage=storage)
+    finished = {m: protocol.counts(s)[0] for m, s in studies.items() if s is not None}
+    targets = protocol.finished_targets(preset, finished)
+    # Hours left: to the count the studies are expected to end at (the most any is expected to
+    # need, where they follow it), not to today's, which grows while a study lacks complete trials.
+    expected = protocol.finished_targets(preset, {m: expected_finished(s, targets[m], preset.min_complete)
+                                                  for m, s in studies.items() if s is not None})
     rows = []
-    for model in preset.models:
-        budget = preset.n_trials[model]
+    for model, study in studies.items():
         row = {"model": model, "finished": 0, "complete": 0,
-               "budget": f"{budget}" + (f" ({preset.min_complete} complete)" if preset.min_complete else ""),
+               "budget": f"{targets[model]}" + (f" ({preset.min_complete} complete)" if preset.min_complete else ""),
                "test looks": int(looks.get(model, 0))}
-        try:
-            study = load_study(model, preset, storage=storage, create=False)
-        except MissingStudyError:
+        if study is None:
             rows.append(row)
             continue
         row["finished"], row["complete"] = protocol.counts(study)
         if row["complete"]:
             row["best val accuracy"], row["best trial"] = study.best_value, study.best_trial.number
         row["minutes per trial"] = _mean_minutes(study)
-        row["hours left"] = hours_left(study, budget, preset.min_complete)
+        row["hours left"] = hours_left(study, expected[model], preset.min_complete)
         row["refit hours"] = refit_hours_left(preset, model, study, evaluations)
         rows.append(row)
     return pd.DataFrame(rows, columns=COLUMNS).astype({"best trial": "Int64"})
+
+
+def expected_finished(study, n_trials: int, min_complete: int = 0) -> int:
+    """The finished trials ``study`` is expected to end with: ``n_trials``, or more where it lacks
+    complete ones (at its share of complete trials so far, as in :func:`hours_left`)."""
+    finished, complete = protocol.counts(study)
+    need_finished, need_complete = protocol.shortfall(study, n_trials, min_complete)
+    if need_complete and complete:
+        need_finished = max(need_finished, round(need_complete * finished / complete))
+    return finished + need_finished
 
 
 def hours_left(study, n_trials: int, min_complete: int = 0) -> float | None:

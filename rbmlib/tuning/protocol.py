@@ -33,6 +33,7 @@ import hashlib
 import json
 import math
 import warnings
+from collections.abc import Mapping
 
 import optuna
 from optuna.distributions import CategoricalDistribution, distribution_to_json
@@ -79,6 +80,8 @@ def describe(preset) -> dict:
     """The protocol as plain data: preset fields, every model's make-up and search space."""
     fields = {f.name: getattr(preset, f.name) for f in dataclasses.fields(preset)
               if f.name not in ("spaces", *_OPERATIONAL)}
+    if not fields["equal_finished"]:  # added later: the presets without it keep their digests
+        del fields["equal_finished"]
     models = {}
     for model in preset.models:
         models[model] = {
@@ -147,16 +150,12 @@ def check_ready(preset, studies: dict) -> str:
     current = digest(preset)
     if not preset.preregistered:
         return current
-    problems = []
+    problems = budget_problems(preset, studies)
     for model in preset.models:
         study = studies.get(model)
         if study is None:
-            problems.append(f"{model}: no study yet")
             continue
-        finished, complete = counts(study)
-        if any(shortfall(study, preset.n_trials[model], preset.min_complete)):
-            problems.append(f"{model}: {finished} of {preset.n_trials[model]} finished trials, "
-                            f"{complete} of at least {preset.min_complete} complete")
+        complete = counts(study)[1]
         stored = study.user_attrs.get("protocol_digest")
         if stored is not None and stored != current:
             problems.append(f"{model}: tuned under protocol {stored}, the code states {current} "
@@ -170,11 +169,41 @@ def check_ready(preset, studies: dict) -> str:
     return current
 
 
+def budget_problems(preset, studies: Mapping) -> list[str]:
+    """One line per study of the preset that lacks its budget (:func:`finished_targets`, ``min_complete``);
+    empty once every study has it. ``studies``: model -> study, or None where there is none yet."""
+    targets = finished_targets(preset, {m: counts(s)[0] for m, s in studies.items() if s is not None})
+    problems = []
+    for model in preset.models:
+        study = studies.get(model)
+        if study is None:
+            problems.append(f"{model}: no study yet")
+        elif any(shortfall(study, targets[model], preset.min_complete)):
+            finished, complete = counts(study)
+            problems.append(f"{model}: {finished} of {targets[model]} finished trials, "
+                            f"{complete} of at least {preset.min_complete} complete")
+    return problems
+
+
 def counts(study: optuna.Study) -> tuple[int, int]:
     """``(finished, complete)``: the study's complete or pruned trials, and its complete ones."""
     trials = study.get_trials(deepcopy=False)
     return (sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials),
             sum(t.state == TrialState.COMPLETE for t in trials))
+
+
+def finished_targets(preset, finished: Mapping[str, int]) -> dict[str, int]:
+    """Finished trials that each of the preset's studies runs to, given those finished so far.
+
+    ``preset.n_trials``; with ``preset.equal_finished``, each raised to the most
+    in ``finished`` (model -> finished trials; a study not there yet counts 0),
+    so that once the last study has its floor of complete trials every study has
+    as many finished ones as the study that needed most.
+    """
+    if not preset.equal_finished:
+        return dict(preset.n_trials)
+    most = max(finished.values(), default=0)
+    return {model: max(n, most) for model, n in preset.n_trials.items()}
 
 
 def shortfall(study: optuna.Study, n_trials: int, min_complete: int = 0) -> tuple[int, int]:

@@ -251,14 +251,49 @@ def _warn_emulated_bfloat16(preset, model: str) -> None:
                   "on float32 kernels, at float32 speed (rbmlib._bf16).", file=sys.stderr, flush=True)
 
 
-def budget(preset, model: str, n_trials: int | None = None) -> tuple[int, int]:
+def budget(preset, model: str, n_trials: int | None = None, *, storage: str | None = None) -> tuple[int, int]:
     """``(finished, complete)`` trials that ``tune`` runs ``model``'s study to.
 
-    The preset's budget includes its floor of complete trials; an explicit
-    ``n_trials`` is just that many finished trials.
+    The preset's budget includes its floor of complete trials and, where the
+    preset has ``equal_finished``, as many finished trials as any of its studies
+    has now (:func:`rbmlib.tuning.protocol.finished_targets`: ask again after
+    trials, as the most can grow). An explicit ``n_trials`` is just that many
+    finished trials.
     """
     preset = get_preset(preset)
-    return (preset.n_trials[model], preset.min_complete) if n_trials is None else (n_trials, 0)
+    if n_trials is not None:
+        return n_trials, 0
+    return protocol.finished_targets(preset, finished_counts(preset, storage=storage))[model], preset.min_complete
+
+
+def load_studies(preset, models=None, *, storage: str | None = None) -> dict[str, optuna.Study | None]:
+    """``{model: study}`` of the preset's stored studies (None where there is none yet), quietly.
+
+    Opens, and neither creates nor runs, anything: for a preset whose studies
+    another command may be running (``make tune``). ``models``: default the preset's.
+    """
+    preset = get_preset(preset)
+    studies = {}
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a "using an existing study" line per study
+    try:
+        for model in preset.models if models is None else models:
+            try:
+                studies[model] = load_study(model, preset, storage=storage, create=False)
+            except MissingStudyError:
+                studies[model] = None
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    return studies
+
+
+def finished_counts(preset, *, storage: str | None = None) -> dict[str, int]:
+    """``{model: finished trials}`` of the preset's studies that exist (none without ``equal_finished``,
+    where no budget depends on another study)."""
+    preset = get_preset(preset)
+    if not preset.equal_finished:
+        return {}
+    return {m: protocol.counts(s)[0] for m, s in load_studies(preset, storage=storage).items() if s is not None}
 
 
 class StopAtBudget:
@@ -324,7 +359,7 @@ def tune(model: str, preset, *, n_trials: int | None = None, storage: str | None
         MLflow store cannot be opened.
     """
     preset = get_preset(preset)
-    target, min_complete = budget(preset, model, n_trials)
+    target, min_complete = budget(preset, model, n_trials, storage=storage)
     # MLflow's SQL stores use SQLAlchemy too, hence the driver.
     tracking_uri = default_tracking_uri(preset.name) if tracking_uri is None else with_driver(tracking_uri)
     check_tracking(tracking_uri)  # in seconds, before a study is made: a server must answer
@@ -345,8 +380,9 @@ def tune(model: str, preset, *, n_trials: int | None = None, storage: str | None
     _warn_emulated_bfloat16(preset, model)
     objective = Objective(model, preset, splits=splits)
     # Rounds of as many trials as the budget lacks if all of them complete; Hyperband
-    # prunes some, so another round follows until the floor of complete trials is met too.
-    while need := max(protocol.shortfall(study, target, min_complete)):
+    # prunes some, so another round follows until the floor of complete trials is met too,
+    # and (equal_finished) until the study has as many as the study with the most.
+    while need := max(protocol.shortfall(study, *budget(preset, model, n_trials, storage=storage))):
         if not deadline.fits(study, until):
             print(f"{study.study_name}: the next trial would not end before {until:%Y-%m-%d %H:%M} "
                   f"(--until); stopping with {need} or more trials to go: tune again to go on", flush=True)
@@ -356,7 +392,8 @@ def tune(model: str, preset, *, n_trials: int | None = None, storage: str | None
             n_trials=need,
             callbacks=[
                 logger,
-                StopAtBudget(target, min_complete),  # another worker on the study may meet it first
+                # Another worker on the study may meet it first; the target is this round's.
+                StopAtBudget(*budget(preset, model, n_trials, storage=storage)),
                 *([deadline.StopBefore(until)] if until else []),
             ],
             gc_after_trial=True,  # free a finished trial's network and buffers before the next

@@ -151,7 +151,8 @@ def test_the_makefile_chains_share_one_list_with_skip_busy():
                             capture_output=True, text=True, cwd=paths.ROOT, timeout=60).stdout
     passes = {verb: line for line in recipe.split("chain()") for verb in ("tune", "evaluate")
               if f"rbmlib {verb} --skip-busy" in line}
-    assert 'for pass in "" --join;' in passes["tune"]  # tuning joins a busy study in a second pass
+    assert 'for pass in "" --join --join' in passes["tune"]  # tuning joins a busy study in later passes
+    assert "rbmlib status --budgets --preset smoke" in passes["tune"]  # until every study has its budget
     assert "--join" not in passes["evaluate"]  # evaluation never: two workers would score it twice
 
 
@@ -191,14 +192,37 @@ def _run_tune_recipe(tmp_path, fake: str):
 
 def test_a_chain_stopped_by_until_on_one_model_goes_on_to_the_others(tmp_path):
     """A model whose next trial would not fit (status 3) does not stop the chain: the rest may fit."""
-    # The deadline stops rbm-fnn's first pass only.
+    # The deadline stops rbm-fnn's first pass only; the budgets are never met.
     run, calls = _run_tune_recipe(tmp_path, 'case "$*" in *"tune --skip-busy --preset smoke --model rbm-fnn "*) '
-                                            'exit 3;; esac')
+                                            'exit 3;; status*) exit 4;; esac')
     joined = [c.split("--model ")[1].split()[0] for c in calls if "--join" in c]
     assert run.returncode == 0, run.stdout + run.stderr
     assert "stopped for UNTIL=17:00 (nothing evaluated yet)" in run.stdout
-    assert sorted(joined) == sorted(tuning.get_preset("smoke").models * 2)  # both chains, every model
+    # Both chains, every model, in one joining pass: after it, the stop ends the chain.
+    assert sorted(joined) == sorted(tuning.get_preset("smoke").models * 2)
     assert not any(c.startswith("evaluate") for c in calls)  # stopped: no test look
+
+
+def test_the_tuning_chains_pass_again_until_every_study_has_its_budget(tmp_path):
+    """A target that grew (equal_finished) while a chain went by: joining passes follow until
+    `rbmlib status --budgets` says every study has its budget; then, and only then, the test look."""
+    models = tuning.get_preset("smoke").models
+    # Short of budget until two joining passes' worth of tune calls (in either chain) have run.
+    fake = f'case "$*" in status*) [ $(grep -c -- --join {tmp_path / "calls"}) -ge {2 * len(models)} ] || exit 4;; esac'
+    run, calls = _run_tune_recipe(tmp_path, fake)
+    assert run.returncode == 0, run.stdout + run.stderr
+    joined = [c for c in calls if c.startswith("tune") and "--join" in c]
+    # Each chain's passes end once the budgets are met: at least the two passes they needed, and
+    # no chain begins another after that (the other may still be in its last one).
+    assert 2 * len(models) <= len(joined) <= 3 * len(models)
+    assert calls.index(next(c for c in calls if c.startswith("evaluate"))) > calls.index(joined[-1])
+
+
+def test_no_test_look_while_a_study_lacks_its_budget_after_every_pass(tmp_path):
+    run, calls = _run_tune_recipe(tmp_path, 'case "$*" in status*) exit 4;; esac')
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "make tune: a study still lacks its budget" in run.stdout
+    assert not any(c.startswith("evaluate") for c in calls)
 
 
 def test_a_chain_that_fails_otherwise_ends_the_recipe(tmp_path):

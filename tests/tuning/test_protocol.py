@@ -92,6 +92,7 @@ def test_the_smoke_preset_is_protocol_2_in_miniature():
 
 def test_protocol_2_fixes_equal_budgets_five_seeds_one_pruner_and_the_locks():
     assert len(set(PROTOCOL2.n_trials.values())) == 1 and min(PROTOCOL2.n_trials.values()) >= 30
+    assert PROTOCOL2.equal_finished  # and the same count of finished trials for every model, whatever it takes
     assert PROTOCOL2.min_complete >= 15 and PROTOCOL2.preregistered and PROTOCOL2.edge_margin
     assert all(len(seeds) == 5 for seeds in PROTOCOL2.refit_random_states.values())
     for model in ("fnn", "cnn", "rbm-fnn"):
@@ -179,6 +180,31 @@ def test_check_ready_names_every_study_that_is_not_finished():
     assert not TINY.preregistered and protocol.check_ready(TINY, {}) == protocol.digest(TINY)
 
 
+def test_with_equal_finished_every_study_runs_to_the_most_that_any_has():
+    equal = dataclasses.replace(LOCKED, equal_finished=True)
+    assert protocol.finished_targets(LOCKED, {"lr": 5, "pca-lr": 1}) == {"lr": 2, "pca-lr": 2}
+    assert protocol.finished_targets(equal, {"lr": 5, "pca-lr": 1}) == {"lr": 5, "pca-lr": 5}
+    assert protocol.finished_targets(equal, {"lr": 1}) == {"lr": 2, "pca-lr": 2}  # never below n_trials
+    lr_space = protocol.space_distributions(spaces.lr, LOCKED)
+    pca_space = protocol.space_distributions(spaces.pca_lr2, LOCKED)
+    three = _study([dict(params={"C": c}, distributions=lr_space, value=v)
+                    for c, v in ((0.1, 0.8), (1.0, 0.7), (3.0, 0.6))])
+    two = _study([dict(params={"pca__n_components": n, "clf__C": 1.0}, distributions=pca_space, value=v)
+                  for n, v in ((20, 0.8), (40, 0.7))])
+    protocol.check_ready(LOCKED, {"lr": three, "pca-lr": two})  # each has its own budget
+    assert protocol.budget_problems(equal, {"lr": three, "pca-lr": two}) == [
+        "pca-lr: 2 of 3 finished trials, 2 of at least 2 complete"]
+    with pytest.raises(NotReadyError, match="pca-lr: 2 of 3 finished trials"):
+        protocol.check_ready(equal, {"lr": three, "pca-lr": two})
+
+
+def test_equal_finished_changes_protocol_2s_digest_and_no_other_presets():
+    """Stated before protocol 2's test look; protocol 1 and the smoke preset keep their digests."""
+    assert "equal_finished" in protocol.describe(PROTOCOL2)["preset"]
+    assert "equal_finished" not in protocol.describe(PAPER)["preset"]
+    assert protocol.digest(dataclasses.replace(PROTOCOL2, equal_finished=False)) != protocol.digest(PROTOCOL2)
+
+
 @pytest.mark.usefixtures("tuning_results")
 def test_a_protocol_that_looked_at_the_test_set_is_closed():
     protocol.check_open(LOCKED)  # no look yet
@@ -235,6 +261,35 @@ def test_the_locks_of_a_preregistered_protocol_end_to_end(fresh_mlflow_db, fashi
         evaluate(["lr"], changed, seeds=[1])  # the rest of the seeds under a changed protocol: refused
     evaluate(["lr"], LOCKED, seeds=[1])  # the protocol as it was: its remaining seeds are scored
     assert len(ledger.read(LOCKED.name)) == 3
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("tuning_results")
+def test_tune_runs_a_study_on_to_the_count_of_the_study_with_the_most(fresh_mlflow_db, fashion_mnist, capsys,
+                                                                       monkeypatch):
+    from rbmlib.cli import SHORT_OF_BUDGET, main
+    from rbmlib.tuning import presets
+    from rbmlib.tuning.study import budget, tune
+
+    equal = dataclasses.replace(LOCKED, name="equal", equal_finished=True,
+                                spaces={"lr": spaces.lr, "pca-lr": _tiny_pca_lr})
+    monkeypatch.setitem(presets.PRESETS, "equal", equal)  # for the command line
+    paths.mlflow_db(equal.name).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(fresh_mlflow_db, paths.mlflow_db(equal.name))
+    tune("lr", equal, n_trials=3, show_progress_bar=False)  # more than its budget of 2
+    assert budget(equal, "pca-lr") == (3, 2)
+    tune("pca-lr", equal, show_progress_bar=False)
+    assert protocol.counts(load_study("pca-lr", equal)) == (3, 3)
+    protocol.check_ready(equal, {m: load_study(m, equal) for m in equal.models})
+    assert main(["status", "--preset", "equal", "--budgets"]) == 0
+    tune("pca-lr", equal, n_trials=4, show_progress_bar=False)
+    assert main(["status", "--preset", "equal", "--budgets"]) == SHORT_OF_BUDGET
+    assert "equal/lr: 3 of 4 finished trials" in capsys.readouterr().out
+
+
+def _tiny_pca_lr(trial, preset):  # components that the tiny training subset always has
+    return {"pca__n_components": trial.suggest_int("pca__n_components", 5, 50, log=True),
+            "clf__C": trial.suggest_float("clf__C", 0.01, 10.0, log=True)}
 
 
 def _tiny_pre_fnn(trial, preset):
