@@ -406,9 +406,9 @@ def search_space_table(preset, studies: dict[str, optuna.Study] | None = None) -
 
 def _budget(preset, model: str, targets: dict[str, int]) -> str:
     """``"30 finished, 15 of them complete"``: the trials a study runs (``rbmlib.tuning.protocol.shortfall``);
-    with ``equal_finished``, ``"41 finished (at least 30: as many as the study with the most), ..."``."""
+    with ``equal_finished``, as many as the study with the most: ``"41 finished (at least 30), ..."``."""
     n, target = preset.n_trials[model], targets[model]
-    text = f"{target} finished" + (f" (at least {n}: as many as the study with the most)" if preset.equal_finished else "")
+    text = f"{target} finished" + (f" (at least {n})" if preset.equal_finished else "")
     return text + (f", {preset.min_complete} of them complete" if preset.min_complete else "")
 
 

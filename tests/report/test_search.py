@@ -288,3 +288,16 @@ def test_trial_numbers_of_an_earlier_range_read_as_runs():
 
     assert _numbers([*range(28), 29]) == "0-27, 29"  # a retry of trial 28 drew from the widened range
     assert _numbers([0, 2, 5]) == "0, 2, 5" and _numbers([3, 4, 8, 9, 10]) == "3, 4, 8-10"
+
+
+def test_the_search_space_table_gives_every_study_the_count_of_the_study_with_the_most():
+    from rbmlib.tuning.presets import PROTOCOL2
+
+    study = optuna.create_study(direction="maximize")
+    dists = {"C": FloatDistribution(1e-4, 1e3, log=True)}
+    for i in range(40):
+        study.add_trial(create_trial(params={"C": 0.1 + i}, distributions=dists, value=0.5))
+    table = search.search_space_table(PROTOCOL2, {"lr": study}).set_index("model")["trial budget"]
+    assert table["lr"] == table["cnn"] == "40 finished (at least 30), 15 of them complete"
+    alone = search.search_space_table(dataclasses.replace(PROTOCOL2, equal_finished=False), {"lr": study})
+    assert alone.set_index("model").loc["cnn", "trial budget"] == "30 finished, 15 of them complete"
