@@ -67,11 +67,12 @@ def progress_table(preset, *, storage: str | None = None) -> pd.DataFrame:
 
 def expected_finished(study, n_trials: int, min_complete: int = 0) -> int:
     """The finished trials ``study`` is expected to end with: ``n_trials``, or more where it lacks
-    complete ones (at its share of complete trials so far, as in :func:`hours_left`)."""
-    finished, complete = protocol.counts(study)
+    complete ones (at its recent share of complete trials, as in :func:`hours_left`)."""
+    finished = protocol.counts(study)[0]
     need_finished, need_complete = protocol.shortfall(study, n_trials, min_complete)
-    if need_complete and complete:
-        need_finished = max(need_finished, round(need_complete * finished / complete))
+    share = complete_share(study)
+    if need_complete and share:
+        need_finished = max(need_finished, round(need_complete / share))
     return finished + need_finished
 
 
@@ -79,21 +80,39 @@ def hours_left(study, n_trials: int, min_complete: int = 0) -> float | None:
     """Expected hours until ``study`` has its budget, at its own mix of complete and pruned trials.
 
     Hyperband prunes a share of the trials, and a study short of complete
-    trials runs on until it has them: at the share ``s`` of complete trials so
-    far, ``c`` more complete ones take about ``c / s`` trials. The trials left,
-    ``max(finished lacking, c / s)``, times the mean length of the finished ones.
-    None before the first finished trial, or while complete ones are lacking and
-    none has completed yet (no share to go by).
+    trials runs on until it has them: at the share ``s`` of complete trials
+    among its latest (:func:`complete_share`), ``c`` more complete ones take
+    about ``c / s`` trials. The trials left, ``max(finished lacking, c / s)``,
+    times the mean length of the finished ones. None before the first finished
+    trial, or while complete ones are lacking and none has completed yet (no
+    share to go by).
     """
     minutes = _mean_minutes(study)
     if minutes is None:
         return None
-    finished, complete = protocol.counts(study)
     need_finished, need_complete = protocol.shortfall(study, n_trials, min_complete)
-    if need_complete and not complete:
+    share = complete_share(study)
+    if need_complete and not share:
         return None
-    trials = max(need_finished, need_complete * finished / complete if need_complete else 0)
+    trials = max(need_finished, need_complete / share if need_complete else 0)
     return trials * minutes / 60
+
+
+#: Finished trials whose share of complete ones predicts the next: Hyperband promotes a trial
+#: that beats the trials that reached its rung before it, so later trials complete less often.
+RECENT_TRIALS = 20
+
+
+def complete_share(study) -> float | None:
+    """The share of complete trials among the study's latest :data:`RECENT_TRIALS` finished ones
+    (all of them if none of those completed); None before the first finished trial."""
+    finished = [t.state == TrialState.COMPLETE for t in
+                sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)),
+                       key=lambda t: t.number)]
+    if not finished:
+        return None
+    recent = finished[-RECENT_TRIALS:]
+    return sum(recent) / len(recent) if any(recent) else sum(finished) / len(finished)
 
 
 def _mean_minutes(study) -> float | None:

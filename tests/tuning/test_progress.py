@@ -11,7 +11,7 @@ from tuning_helpers import TINY
 
 from rbmlib import paths
 from rbmlib.cli import main
-from rbmlib.tuning.progress import hours_left, progress_table
+from rbmlib.tuning.progress import RECENT_TRIALS, complete_share, expected_finished, hours_left, progress_table
 from rbmlib.tuning.refit import evaluate
 from rbmlib.tuning.study import tune
 
@@ -65,3 +65,15 @@ def test_hours_left_count_the_trials_that_pruning_adds_to_reach_the_complete_flo
     assert hours_left(_study(0, 3), 30, 15) is None
     assert hours_left(_study(0, 0), 30, 15) is None
     assert hours_left(_study(0, 3), 30) == pytest.approx(27 * 6 / 60)  # no floor: pruned trials count
+
+
+def test_the_hours_left_go_by_the_share_of_complete_trials_among_the_latest():
+    """Hyperband completes fewer of the later trials: the latest share, not the whole study's, predicts."""
+    study = _study(10, 0)  # ten complete first, then the latest RECENT_TRIALS of which two complete
+    for trial in _study(2, RECENT_TRIALS - 2).trials:
+        study.add_trial(trial)
+    assert complete_share(study) == pytest.approx(2 / RECENT_TRIALS)
+    # 12 of 15 complete: 3 more take about 3 / 0.1 = 30 trials, not 3 / (12 / 30) = 7.5.
+    assert hours_left(study, 30, 15) == pytest.approx(30 * 6 / 60)
+    assert expected_finished(study, 30, 15) == 30 + 30
+    assert complete_share(_study(3, RECENT_TRIALS)) == pytest.approx(3 / (3 + RECENT_TRIALS))  # none lately
