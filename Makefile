@@ -132,7 +132,7 @@ order = $(or $(if $(filter evaluate,$(1)),$(EVALUATE_ORDER_$(PRESET))),$(TUNE_OR
 # appended to results/logs/$(PRESET)-few-labels.log: after each model's refits, while their
 # RBMs are in the cache, which a later session's checkout would not have.
 few_labels = $(call threads,1) $(BIN)/rbmlib few-labels --if-applicable $(if $(1),$(1) )--preset $(PRESET) \
-	$(if $(UNTIL),--until $(UNTIL)) >> results/logs/$(PRESET)-few-labels.log 2>&1
+	$(if $(UNTIL),--until $(UNTIL_AT)) >> results/logs/$(PRESET)-few-labels.log 2>&1
 # Tuning passes after the first: each joins a study that the other chain runs, and each
 # model's target can still grow (a preset with equal_finished runs every study to as many
 # finished trials as the study with the most, which grows while that one lacks complete
@@ -140,12 +140,15 @@ few_labels = $(call threads,1) $(BIN)/rbmlib few-labels --if-applicable $(if $(1
 # or one that UNTIL stopped, or these run out (`make tune` again goes on).
 JOIN_PASSES := --join --join --join --join
 budgets_met = $(BIN)/rbmlib status --budgets --preset $(PRESET) >> results/logs/$(PRESET)-budgets.log 2>&1
+# UNTIL as one date and time, fixed when make starts: `--until 20:10` alone means its next
+# occurrence, so a command that a chain starts after 20:10 would take tomorrow's 20:10 and run on.
+UNTIL_AT := $(if $(UNTIL),$(shell at=$$(date -d '$(UNTIL)' +%s) && { [ $$at -gt $$(date +%s) ] || at=$$((at + 86400)); } && date -d @$$at +%Y-%m-%dT%H:%M))
 # Where UNTIL stops a model (exit status 3: its next trial or refit would not end in time,
 # or nobody knows its length yet), the chain goes on to the others, whose next trial
 # may still fit (a shorter one, or one it can join), and ends with status 3, which sets
 # `stopped`; any other failure ends the chain and the recipe.
 chains = chain() { st=0; for pass in "" $(if $(filter tune,$(1)),$(JOIN_PASSES)); do for m in $(call order,$(1)); do \
-	    $(call threads,1) $(BIN)/rbmlib $(1) --skip-busy $$pass --preset $(PRESET) --model $$m $(if $(UNTIL),--until $(UNTIL)) \
+	    $(call threads,1) $(BIN)/rbmlib $(1) --skip-busy $$pass --preset $(PRESET) --model $$m $(if $(UNTIL),--until $(UNTIL_AT)) \
 	      >> results/logs/$(PRESET)-$(1)-$$m.log 2>&1 || { rc=$$?; [ $$rc = 3 ] || return $$rc; st=3; }; \
 	    $(if $(filter evaluate,$(1)),$(call few_labels,--ready-only --skip-busy) || { rc=$$?; [ $$rc = 3 ] || return $$rc; st=3; };) \
 	  done; $(if $(filter tune,$(1)),$(call budgets_met) && break; [ $$st = 3 ] && [ -n "$$pass" ] && break;) \

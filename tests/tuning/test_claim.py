@@ -1,6 +1,7 @@
 """--skip-busy and --until: how the two chains of `make tune` share the models, and where they stop."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -239,6 +240,9 @@ def test_the_evaluation_chains_score_the_few_labels_of_each_ready_seed_after_eve
     evaluations = [c for c in calls if c.startswith("evaluate")]
     ready = [c for c in calls if c.startswith("few-labels") and "--ready-only --skip-busy" in c]
     assert len(evaluations) == len(ready) == 2 * len(models)  # two chains, one after every model
-    assert all("--until 17:00" in c for c in ready)
+    # One date and time for every command, fixed when make started: a bare 17:00 would mean
+    # tomorrow's to a command started after 17:00.
+    assert all(re.search(r"--until \d{4}-\d\d-\d\dT17:00\b", c) for c in ready)
+    assert len({c.split("--until ")[1] for c in calls if "--until" in c}) == 1
     last = calls[-2:]  # then the whole few-labels study, then the summary
     assert last[0].startswith("few-labels --if-applicable --preset smoke") and last[1].startswith("summary")
