@@ -44,9 +44,6 @@ _LABEL_GAP = 6.0
 #: models' slices, one of them in two rows, still fit the page).
 SLICES_PER_ROW = 7
 SECOND_ROW = 0.8
-#: The most importance bars whose labels one strip holds apart; a figure of more is taller in
-#: proportion (as if in rows of a strip each), so that the five models' still fit the page.
-BARS_PER_STRIP = 6
 _TICK_SIZE = 7
 _LABEL_SIZE = 7.5
 _TITLE_SIZE = 8
@@ -60,7 +57,7 @@ def _strip_style():
         yield
 
 
-def _figure(ax, title: str, *, n_rows: float = 1) -> Figure:
+def _figure(ax, title: str, *, n_rows: int = 1) -> Figure:
     """The figure of ``ax`` as a :data:`STRIP` (``n_rows`` strips tall) titled ``title``, with small print.
 
     Called inside :func:`_strip_style`. Optuna's generic titles ("Slice Plot",
@@ -246,9 +243,8 @@ def importances(study: optuna.Study, title: str, *, random_state: int = 0) -> Fi
         ax.set_xlabel("importance for validation accuracy")
         for text in ax.texts:  # the value beside each bar
             text.set_fontsize(_TICK_SIZE)
-        # One label per bar: up to BARS_PER_STRIP bars in a strip, more in a taller figure.
-        fig = _figure(ax, title, n_rows=max(1.0, len(tuned) / BARS_PER_STRIP))
-        if len(tuned) > 5:
+        fig = _figure(ax, title)
+        if len(tuned) > 5:  # one label per bar, in the strip's height
             ax.tick_params(axis="y", labelsize=_TICK_SIZE - 1)
             fig.draw_without_rendering()
         return fig

@@ -58,26 +58,6 @@ def test_importances_rank_a_parameter_whose_range_was_widened_during_the_study()
     assert sorted(t.get_text() for t in fig.axes[0].get_yticklabels()) == ["C", "n"]
 
 
-def test_importances_of_many_parameters_get_a_taller_figure_so_their_labels_stay_apart():
-    def study_of(n_params):
-        study = optuna.create_study(direction="maximize")
-        rng = np.random.default_rng(0)
-        dists = {f"p{j}": FloatDistribution(0.0, 1.0) for j in range(n_params)}
-        for _ in range(12):
-            params = {k: float(rng.uniform()) for k in dists}
-            study.add_trial(create_trial(params=params, distributions=dists, value=params["p0"]))
-        return study
-
-    few = search.importances(study_of(search.BARS_PER_STRIP), "x")
-    assert few.get_size_inches()[1] == pytest.approx(search.STRIP[1])
-    for n_params in (search.BARS_PER_STRIP, 8, 10):  # protocol 2's most: the CNN's 8, rbm-fnn's 10
-        fig = search.importances(study_of(n_params), "x")
-        labels = sorted(fig.axes[0].get_yticklabels(), key=lambda t: t.get_window_extent().y0)
-        boxes = [t.get_window_extent() for t in labels]
-        assert len(boxes) == n_params and all(low.y1 <= high.y0 for low, high in zip(boxes, boxes[1:]))
-    assert fig.get_size_inches()[1] > 1.4 * search.STRIP[1]
-
-
 def test_trials_table_counts_states_and_time():
     table = search.trials_table({"lr": _study(3, n_pruned=2)}).set_index("model")
     assert table.loc["lr", ["complete", "pruned", "failed"]].tolist() == [3, 2, 0]
