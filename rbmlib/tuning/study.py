@@ -359,7 +359,7 @@ def tune(model: str, preset, *, n_trials: int | None = None, storage: str | None
         MLflow store cannot be opened.
     """
     preset = get_preset(preset)
-    target, min_complete = budget(preset, model, n_trials, storage=storage)
+    target = budget(preset, model, n_trials, storage=storage)
     # MLflow's SQL stores use SQLAlchemy too, hence the driver.
     tracking_uri = default_tracking_uri(preset.name) if tracking_uri is None else with_driver(tracking_uri)
     check_tracking(tracking_uri)  # in seconds, before a study is made: a server must answer
@@ -367,7 +367,7 @@ def tune(model: str, preset, *, n_trials: int | None = None, storage: str | None
     ensure_experiment(tracking_uri, study.study_name)
     logger = TrialLogger(tracking_uri)
     log_unlogged(study, logger)
-    if not any(protocol.shortfall(study, target, min_complete)):
+    if not any(protocol.shortfall(study, *target)):
         if preset.preregistered and protocol.is_open(preset):
             # A change to another model's range changes the whole protocol's digest: recorded
             # here too (from this study's last trial on), so the finished study passes check_ready.
@@ -382,7 +382,7 @@ def tune(model: str, preset, *, n_trials: int | None = None, storage: str | None
     # Rounds of as many trials as the budget lacks if all of them complete; Hyperband
     # prunes some, so another round follows until the floor of complete trials is met too,
     # and (equal_finished) until the study has as many as the study with the most.
-    while need := max(protocol.shortfall(study, *budget(preset, model, n_trials, storage=storage))):
+    while need := max(protocol.shortfall(study, *(target := budget(preset, model, n_trials, storage=storage)))):
         if not deadline.fits(study, until):
             print(f"{study.study_name}: the next trial would not end before {until:%Y-%m-%d %H:%M} "
                   f"(--until); stopping with {need} or more trials to go: tune again to go on", flush=True)
@@ -392,8 +392,7 @@ def tune(model: str, preset, *, n_trials: int | None = None, storage: str | None
             n_trials=need,
             callbacks=[
                 logger,
-                # Another worker on the study may meet it first; the target is this round's.
-                StopAtBudget(*budget(preset, model, n_trials, storage=storage)),
+                StopAtBudget(*target),  # this round's; another worker on the study may meet it first
                 *([deadline.StopBefore(until)] if until else []),
             ],
             gc_after_trial=True,  # free a finished trial's network and buffers before the next
