@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import platform
 import time
 
 import numpy as np
@@ -159,3 +160,29 @@ def bfloat16_products(precision: str, device: torch.device, *, autocast: bool = 
 def compute_dtype(precision: str, dtype: torch.dtype) -> torch.dtype:
     """The dtype matrix products run in: bfloat16, or the data's own dtype for ``"float32"``."""
     return torch.bfloat16 if precision == "bfloat16" else dtype
+
+
+def processor_name() -> str:
+    """The CPU's model name as the operating system reports it ("AMD EPYC 9B14"); the machine type if it says none."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return " ".join(line.split(":", 1)[1].split())
+    except OSError:  # not Linux
+        pass
+    return platform.processor() or platform.machine() or "unknown processor"
+
+
+def machine_description(device: torch.device | None = None) -> str:
+    """What a run must match to repeat its numbers: processor, torch threads, bf16 kernels, torch.
+
+    For example ``"AMD EPYC 9B14; 1 thread; bfloat16 native; torch 2.14.1"``. On a
+    GPU its name stands for the processor. Recorded with every trial and refit:
+    the same seed gives the same result only with the same of each.
+    """
+    device = resolve_device("auto") if device is None else device
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else processor_name()
+    threads = torch.get_num_threads()
+    return (f"{name}; {threads} thread{'s' if threads != 1 else ''}; bfloat16 {bfloat16_kind(device)}; "
+            f"torch {torch.__version__.split('+')[0]}")

@@ -219,3 +219,16 @@ def test_sample_visible_trains_on_binary_images_drawn_from_the_intensities(dtype
     rbm = BernoulliRBM(8, batch_size=10, n_iter=1, random_state=0, sample_visible=True).fit(grey.float().numpy())
     plain = BernoulliRBM(8, batch_size=10, n_iter=1, random_state=0).fit(grey.float().numpy())
     assert not np.array_equal(rbm.components_, plain.components_)
+
+
+def test_the_machine_description_names_what_a_rerun_must_match(monkeypatch):
+    monkeypatch.setenv("RBMLIB_BFLOAT16", "emulated")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        text = _device.machine_description(CPU)
+    finally:
+        torch.set_num_threads(threads)
+    processor, *rest = text.split("; ")
+    assert processor == _device.processor_name() and processor
+    assert rest == ["1 thread", "bfloat16 emulated", f"torch {torch.__version__.split('+')[0]}"]

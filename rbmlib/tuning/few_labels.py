@@ -38,6 +38,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from rbmlib import data, metrics, paths
+from rbmlib._device import machine_description
 from rbmlib.models import get_model, make_model
 from rbmlib.tuning import deadline, ledger, protocol
 from rbmlib.tuning.presets import get_preset
@@ -51,7 +52,7 @@ LABELS_PER_CLASS = (10, 100, 1000)
 C_PER_DECADE = 1
 
 COLUMNS = ["model", "labels_per_class", "seed", "trial_number", "C", "converged", "val_accuracy",
-           "test_accuracy", "test_macro_f1", "seconds"]
+           "test_accuracy", "test_macro_f1", "seconds", "machine"]
 _KEY = ["model", "labels_per_class", "seed"]
 SOURCE = "rbmlib few-labels"
 #: How the ledger's model names of few-labels looks begin (:func:`ledger_model`).
@@ -130,7 +131,10 @@ def read_results(preset) -> pd.DataFrame:
     path = paths.few_labels_csv(get_preset(preset).name)
     if not path.exists():
         return pd.DataFrame(columns=COLUMNS)
-    return pd.read_csv(path)[COLUMNS]
+    rows = pd.read_csv(path)
+    for column in set(COLUMNS) - set(rows.columns):  # a file from an older version
+        rows[column] = None
+    return rows[COLUMNS]
 
 
 def _append_row(path, row: dict) -> None:
@@ -297,7 +301,7 @@ def _restore_from_ledger(preset, todo) -> list[tuple]:
 def _fit_and_score(splits, apply, F_test, y_test, n: int, seed: int, grid) -> tuple[dict, np.ndarray]:
     """Seed ``seed``'s subsets of ``n`` per class, C chosen on validation, scored on the test split.
 
-    Returns the row's scores (``C`` to ``seconds`` of ``COLUMNS``) and the test predictions.
+    Returns the row's scores (``C`` to ``machine`` of ``COLUMNS``) and the test predictions.
     """
     start = time.perf_counter()
     rows = data.pick_per_class(splits.y, n, random_state=seed)  # nested in n for one seed
@@ -309,7 +313,7 @@ def _fit_and_score(splits, apply, F_test, y_test, n: int, seed: int, grid) -> tu
     scores = metrics.evaluate(y_test, y_pred)
     return {"C": float(clf.C), "converged": converged, "val_accuracy": val_accuracy,
             "test_accuracy": scores["accuracy"], "test_macro_f1": scores["macro_f1"],
-            "seconds": round(time.perf_counter() - start, 2)}, y_pred
+            "seconds": round(time.perf_counter() - start, 2), "machine": machine_description()}, y_pred
 
 
 def _record(preset, digest: str, row: dict, y_pred) -> None:

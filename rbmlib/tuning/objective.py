@@ -38,7 +38,7 @@ from sklearn.pipeline import Pipeline
 from tqdm.auto import tqdm
 
 from rbmlib import data, metrics
-from rbmlib._device import bfloat16_kind
+from rbmlib._device import bfloat16_kind, machine_description
 from rbmlib.models import get_model, make_model
 from rbmlib.tuning.rbm_cache import (FeatureCache, attach_rbm, data_fingerprint, fit_feature_steps, fit_rbm,
                                      rbm_key)
@@ -127,6 +127,7 @@ class Objective:
                                **self.preset.fixed_params(self.model), **params)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         trial.set_user_attr("bfloat16", _BFLOAT16)
+        trial.set_user_attr("machine", machine_description())  # what a rerun must match (processor, threads, ...)
         start = time.perf_counter()
         try:
             scores = self._fit_and_score(trial, estimator)

@@ -8,7 +8,8 @@ split) are refit on all 60,000 training images and scored on the 10,000 test
 images. Networks train for the best trial's best epoch (early stopping on the
 validation split found it), so no test data decides anything.
 
-Rows are appended to ``evaluation.csv`` as each fit finishes, and the test
+Rows are appended to ``evaluation.csv`` as each fit finishes (with the machine
+that ran it: ``rbmlib._device.machine_description``), and the test
 predictions saved beside them (``paths.predictions_file``: the results notebook
 draws confusion matrices and per-class scores from them without refitting). A
 rerun skips the (model, seed) pairs that have both for the same best trial, so a
@@ -33,6 +34,7 @@ from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
 from rbmlib import data, metrics, paths
+from rbmlib._device import machine_description
 from rbmlib.tuning import deadline, ledger, progress, protocol
 from rbmlib.models import get_model, make_model
 from rbmlib.tuning.presets import get_preset
@@ -41,7 +43,7 @@ from rbmlib.tuning.stores import with_driver
 from rbmlib.tuning.study import FINISHED, default_storage, load_study
 
 EVALUATION_COLUMNS = ["model", "seed", "trial_number", "test_accuracy", "test_macro_f1", "seconds",
-                      "refit_params"]
+                      "refit_params", "machine"]
 SUMMARY_COLUMNS = [
     "model", "n_trials", "n_pruned", "best_trial", "best_val_accuracy", "best_val_macro_f1",
     "test_accuracy_mean", "test_accuracy_std", "test_macro_f1_mean", "test_macro_f1_std",
@@ -242,7 +244,8 @@ def evaluate(models=None, preset="paper", *, storage: str | None = None, seeds=N
             scores = metrics.evaluate(y_test, y_pred)
             row = {"model": model, "seed": seed, "trial_number": best[model].number,
                    "test_accuracy": scores["accuracy"], "test_macro_f1": scores["macro_f1"],
-                   "seconds": round(time.perf_counter() - start, 2), "refit_params": keys[model]}
+                   "seconds": round(time.perf_counter() - start, 2), "refit_params": keys[model],
+                   "machine": machine_description()}
             # The predictions, then the look in the ledger, then the row: a crash between any two
             # loses no look (a rerun restores the row from the ledger: _restore_from_ledger).
             save_predictions(paths.predictions_file(preset.name, model, best[model].number, seed), y_pred)

@@ -15,6 +15,7 @@ from sklearn.linear_model import LogisticRegression
 from tuning_helpers import TINY
 
 from rbmlib import data, metrics, paths
+from rbmlib._device import machine_description
 from rbmlib.cli import main
 from rbmlib.rbm import BernoulliRBM
 from rbmlib.tuning import few_labels as fl
@@ -192,6 +193,7 @@ def test_end_to_end_every_look_is_in_the_ledger_once_and_the_rbm_is_the_evaluati
     assert len(rows) == 12 and sorted(set(rows["model"])) == sorted(fl.FEATURE_MODELS)
     assert rows["test_accuracy"].between(0, 1).all() and rows["val_accuracy"].between(0, 1).all()
     assert rows["C"].isin(fl.c_grid(FEW)).all() and rows["seconds"].gt(0).all()
+    assert (rows["machine"] == machine_description()).all()
 
     looks = _few_looks()
     assert len(looks) == 12 and (looks["digest"] == protocol.digest(FEW)).all()

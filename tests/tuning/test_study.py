@@ -14,7 +14,7 @@ import torch
 from optuna.trial import TrialState
 from tuning_helpers import TINY
 
-from rbmlib import data, models, paths
+from rbmlib import _device, data, models, paths
 from rbmlib.cli import main
 from rbmlib.models import make_model
 from rbmlib.nets import TorchClassifier
@@ -72,6 +72,7 @@ def test_study_runs_and_logs_every_trial_to_mlflow(splits):
     assert 0 <= t.value <= 1 and 0 <= t.user_attrs["val_macro_f1"] <= 1
     from rbmlib._device import native_bfloat16
     assert t.user_attrs["bfloat16"] == ("native" if native_bfloat16(torch.device("cpu")) else "emulated")
+    assert t.user_attrs["machine"] == _device.machine_description()  # what a rerun must match
     # The best epoch is the first epoch of highest validation accuracy in the recorded curve.
     history = t.user_attrs["history"]
     best = max(history, key=lambda r: r["val_accuracy"])
@@ -216,6 +217,7 @@ def test_tuning_never_reads_the_test_split_and_evaluation_writes_the_summary(mon
     rows = evaluate(["lr", "fnn"], TINY)  # resumes: only seeds 1 and 2 are new
     assert sorted(zip(rows["model"], rows["seed"])) == [(m, s) for m in ("fnn", "lr") for s in (0, 1, 2)]
     assert rows["test_accuracy"].between(0, 1).all() and rows["test_macro_f1"].between(0, 1).all()
+    assert (rows["machine"] == _device.machine_description()).all()
 
     # Each refit's test predictions are kept, and give back its row's accuracy.
     _, y_test = data.load_split("test", subset=TINY.test_subset)
