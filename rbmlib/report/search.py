@@ -45,6 +45,8 @@ _LABEL_GAP = 6.0
 SLICES_PER_ROW = 7
 SECOND_ROW = 0.8
 _TICK_SIZE = 7
+#: The most importance bars in one column of a strip; more are drawn in two columns.
+IMPORTANCES_PER_COLUMN = 5
 _LABEL_SIZE = 7.5
 _TITLE_SIZE = 8
 
@@ -220,10 +222,15 @@ def _short(value: float) -> str:
 
 
 def importances(study: optuna.Study, title: str, *, random_state: int = 0) -> Figure:
-    """fANOVA importances of the hyperparameters for validation accuracy (seeded).
+    """fANOVA importances of the hyperparameters for validation accuracy (seeded), as bars.
 
-    With fewer than two complete trials there is nothing to compare: the figure
-    says so instead of failing, so the notebook's cell always has one figure.
+    Optuna computes them (``get_param_importances``); they are drawn here, not
+    with its ``plot_param_importances``, so that a study of many parameters
+    (protocol 2's RBM models tune ten) keeps its labels legible in a strip: up
+    to :data:`IMPORTANCES_PER_COLUMN` bars in a column, more in two columns
+    side by side on one scale, the most important at the top left. With fewer
+    than two complete trials there is nothing to compare: the figure says so
+    instead of failing, so the notebook's cell always has one figure.
     """
     complete = _complete(study)
     tuned = sorted({k for t in complete for k in t.params})
@@ -232,22 +239,26 @@ def importances(study: optuna.Study, title: str, *, random_state: int = 0) -> Fi
     if len(complete) < 2 or len(tuned) < 2:
         return _say(title, f"{len(complete)} complete trial(s): too few to rank the parameters" if len(complete) < 2
                     else f"one parameter tuned ({', '.join(tuned)}): nothing to rank")
+    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=random_state)
+    with _quiet():
+        ranked = optuna.importance.get_param_importances(_on_last_ranges(study), evaluator=evaluator)
+    names = list(ranked)  # most important first
+    per_column = -(-len(names) // (1 if len(names) <= IMPORTANCES_PER_COLUMN else 2))
     with _strip_style():
-        evaluator = optuna.importance.FanovaImportanceEvaluator(seed=random_state)
-        with _quiet():
-            ax = _PLOTS.plot_param_importances(_on_last_ranges(study), evaluator=evaluator,
-                                               target_name="validation accuracy")
-        if ax.get_legend() is not None:  # one target: the legend only repeats the axis label
-            ax.get_legend().remove()
-        ax.set_ylabel("")
-        ax.set_xlabel("importance for validation accuracy")
-        for text in ax.texts:  # the value beside each bar
-            text.set_fontsize(_TICK_SIZE)
-        fig = _figure(ax, title)
-        if len(tuned) > 5:  # one label per bar, in the strip's height
-            ax.tick_params(axis="y", labelsize=_TICK_SIZE - 1)
-            fig.draw_without_rendering()
-        return fig
+        fig, axes = plt.subplots(1, -(-len(names) // per_column), sharex=True, squeeze=False)
+        for ax, first in zip(axes.flat, range(0, len(names), per_column)):
+            column = names[first:first + per_column]
+            rows = np.arange(per_column)[::-1][:len(column)]  # top down; every column as tall
+            values = [ranked[name] for name in column]
+            ax.barh(rows, values, height=0.7)
+            ax.set_yticks(rows, column)
+            ax.set_ylim(-0.6, per_column - 0.4)
+            for row, value in zip(rows, values):
+                ax.text(value, row, f" {value:.2f}" if value >= 0.005 else " <0.01", va="center",
+                        fontsize=_TICK_SIZE)
+            ax.set_xlabel("importance for validation accuracy")
+        axes[0, 0].set_xlim(0, max(ranked.values()) * 1.25 or 1)  # room for the value beside the longest bar
+        return _figure(axes, title)
 
 
 def _on_last_ranges(study: optuna.Study) -> optuna.Study:

@@ -86,3 +86,39 @@ def test_slices_name_every_parameter_and_keep_tick_labels_apart():
         boxes = [t.get_window_extent(renderer) for t in ax.get_xticklabels() if t.get_text()]
         assert boxes, f"{ax.get_title()}: no tick label"
         assert all(a.x1 <= b.x0 for a, b in zip(boxes, boxes[1:])), f"{ax.get_title()}: tick labels overlap"
+
+
+def _ten_parameter_study():
+    """As wide as protocol 2's RBM models: six RBM parameters and four of the network."""
+    dists = {"rbm__n_components": IntDistribution(256, 8192, log=True),
+             "rbm__learning_rate": FloatDistribution(1e-3, 0.3, log=True),
+             "rbm__batch_size": IntDistribution(32, 1024, log=True),
+             "rbm__n_iter": IntDistribution(5, 100, step=5),
+             "rbm__persistent": CategoricalDistribution([True, False]),
+             "rbm__sample_visible": CategoricalDistribution([False, True]),
+             "clf__hidden_units": IntDistribution(64, 8192, log=True),
+             "clf__learning_rate": FloatDistribution(1e-6, 1e-2, log=True),
+             "clf__batch_size": IntDistribution(32, 512, log=True),
+             "clf__dropout": FloatDistribution(0.0, 0.7)}
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    for i in range(16):
+        trial = study.ask(dists)
+        study.tell(trial, 0.8 + 0.1 * (trial.params["clf__dropout"] > 0.3) + 0.001 * i)
+    return study
+
+
+def test_importances_of_ten_parameters_name_each_in_a_strip_without_overlapping_labels():
+    fig = search.importances(_ten_parameter_study(), "Feed-forward network on RBM features", random_state=0)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight")
+    width, height = (px / fig.dpi for px in Image.open(buffer).size)
+    assert height <= MAX_HEIGHT_IN and width <= _text_width_in()
+    renderer = fig.canvas.get_renderer()
+    labels = [t for ax in fig.axes for t in ax.get_yticklabels() if t.get_text()]
+    assert sorted(t.get_text() for t in labels) == sorted(_ten_parameter_study().best_trial.params)
+    boxes = [t.get_window_extent(renderer) for t in labels]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert not a.overlaps(b), "two parameter names overlap"
+    top_left = max(fig.axes[0].get_yticklabels(), key=lambda t: t.get_position()[1])
+    assert top_left.get_text() == "clf__dropout"  # the one that decides the value, top left
