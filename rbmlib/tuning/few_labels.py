@@ -128,13 +128,9 @@ def tune_C(F, y, F_val, y_val, grid, *, random_state=None):
 
 def read_results(preset) -> pd.DataFrame:
     """The preset's ``few_labels.csv`` (``COLUMNS``; empty frame if none yet)."""
-    path = paths.few_labels_csv(get_preset(preset).name)
-    if not path.exists():
-        return pd.DataFrame(columns=COLUMNS)
-    rows = pd.read_csv(path)
-    for column in set(COLUMNS) - set(rows.columns):  # a file from an older version
-        rows[column] = None
-    return rows[COLUMNS]
+    from rbmlib.tuning.refit import read_rows
+
+    return read_rows(paths.few_labels_csv(get_preset(preset).name), COLUMNS)
 
 
 def _append_row(path, row: dict) -> None:

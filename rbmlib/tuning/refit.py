@@ -120,14 +120,22 @@ def read_evaluation(preset) -> pd.DataFrame:
 
     A refit done again (its predictions had gone missing) keeps its latest row.
     """
-    path = paths.evaluation_csv(get_preset(preset).name)
-    if not path.exists():
-        return pd.DataFrame(columns=EVALUATION_COLUMNS)
-    rows = pd.read_csv(path)
-    for column in set(EVALUATION_COLUMNS) - set(rows.columns):  # a file from an older version
-        rows[column] = None
+    rows = read_rows(paths.evaluation_csv(get_preset(preset).name), EVALUATION_COLUMNS)
     key = ["model", "seed", "trial_number", "refit_params"]
-    return rows.drop_duplicates(key, keep="last").reset_index(drop=True)[EVALUATION_COLUMNS]
+    return rows.drop_duplicates(key, keep="last").reset_index(drop=True)
+
+
+def read_rows(path, columns) -> pd.DataFrame:
+    """The rows that :func:`append_row` wrote to ``path``, as ``columns`` (empty frame if none yet).
+
+    A column that the file lacks (it was written by an older version) is empty.
+    """
+    if not path.exists():
+        return pd.DataFrame(columns=columns)
+    rows = pd.read_csv(path)
+    for column in set(columns) - set(rows.columns):
+        rows[column] = None
+    return rows[columns]
 
 
 def current_rows(evaluations: pd.DataFrame, preset, model: str, trial_number,
