@@ -68,12 +68,10 @@ def progress_table(preset, *, storage: str | None = None) -> pd.DataFrame:
 def expected_finished(study, n_trials: int, min_complete: int = 0) -> int:
     """The finished trials ``study`` is expected to end with: ``n_trials``, or more where it lacks
     complete ones (at its recent share of complete trials, as in :func:`hours_left`)."""
-    finished = protocol.counts(study)[0]
-    need_finished, need_complete = protocol.shortfall(study, n_trials, min_complete)
-    share = complete_share(study)
-    if need_complete and share:
-        need_finished = max(need_finished, round(need_complete / share))
-    return finished + need_finished
+    left = _trials_left(study, n_trials, min_complete)
+    if left is None:  # no share to go by yet: at least the finished ones it lacks
+        left = protocol.shortfall(study, n_trials, min_complete)[0]
+    return protocol.counts(study)[0] + round(left)
 
 
 def hours_left(study, n_trials: int, min_complete: int = 0) -> float | None:
@@ -88,14 +86,18 @@ def hours_left(study, n_trials: int, min_complete: int = 0) -> float | None:
     share to go by).
     """
     minutes = _mean_minutes(study)
-    if minutes is None:
-        return None
+    trials = _trials_left(study, n_trials, min_complete)
+    return None if minutes is None or trials is None else trials * minutes / 60
+
+
+def _trials_left(study, n_trials: int, min_complete: int) -> float | None:
+    """``max(finished lacking, complete lacking / complete_share)``; None where complete ones
+    are lacking and there is no share to go by."""
     need_finished, need_complete = protocol.shortfall(study, n_trials, min_complete)
+    if not need_complete:
+        return need_finished
     share = complete_share(study)
-    if need_complete and not share:
-        return None
-    trials = max(need_finished, need_complete / share if need_complete else 0)
-    return trials * minutes / 60
+    return max(need_finished, need_complete / share) if share else None
 
 
 #: Finished trials whose share of complete ones predicts the next: Hyperband promotes a trial
