@@ -42,7 +42,7 @@ _LABEL_GAP = 6.0
 #: The most slices that share one strip's row; more take two rows, in a figure
 #: this much of a strip taller (a little less than two strips, so that the five
 #: models' slices, one of them in two rows, still fit the page).
-SLICES_PER_ROW = 7
+SLICES_PER_ROW = 8
 SECOND_ROW = 0.8
 _TICK_SIZE = 7
 #: The most importance bars in one column of a strip; more are drawn in two columns.

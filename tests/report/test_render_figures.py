@@ -76,10 +76,11 @@ def test_each_tuning_figure_is_a_strip_that_five_of_fit_a_page(kind):
     assert width <= _text_width_in(), f"{kind}: {width:.2f} in wide, wider than the PDF's text"
 
 
-def test_slices_name_every_parameter_and_keep_tick_labels_apart():
-    fig = search.slices(_study(), "x")
+@pytest.mark.parametrize("make_study", [lambda: _study(), lambda: _ten_parameter_study()], ids=["7", "10"])
+def test_slices_name_every_parameter_and_keep_tick_labels_apart(make_study):
+    fig = search.slices(make_study(), "x")
     panels = [ax for ax in fig.axes if ax.get_title()]
-    assert [ax.get_title().replace("\n", "") for ax in panels] == sorted(_study().best_trial.params)
+    assert [ax.get_title().replace("\n", "") for ax in panels] == sorted(make_study().best_trial.params)
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     for ax in panels:
