@@ -231,8 +231,10 @@ def _effect(diff, se) -> int:
 
 
 def _in_sentence(model: str) -> str:
-    """A model's label inside a sentence: lower case, but "CNN" stays an acronym."""
-    return _in_prose(MODELS[model].label)
+    """A model's label inside a sentence: lower case, but "CNN" stays an acronym, and "(pixels)"
+    reads "on pixels" ("the logistic regression on pixels beats ...")."""
+    label = MODELS[model].label
+    return _in_prose(label.removesuffix(" (pixels)") + " on pixels" if label.endswith(" (pixels)") else label)
 
 
 def _in_prose(label: str) -> str:

@@ -152,7 +152,7 @@ def test_a_best_value_on_an_edge_or_an_unconverged_lbfgs_is_a_caveat(results_dir
     assert paired.paired_table(table).loc[0, "Caveat"] == "rbm-lr"
     assert "with a caveat: rbm-lr: best `rbm__n_components`" in paired.paired_sentence(table)
     conclusion = results.conclusion_sentence(_summary(P2.models), table)
-    assert "logistic regression on RBM features beats the logistic regression (pixels) by" in conclusion
+    assert "logistic regression on RBM features beats the logistic regression on pixels by" in conclusion
     assert "with a caveat (rbm-lr: best `rbm__n_components` = 8192" in conclusion
 
 
@@ -170,9 +170,9 @@ def test_the_conclusion_says_no_more_than_the_verdicts(results_dir):
     summary = _summary(P2.models)
     table = paired.compare_models(P2, summary, {}, y_true=Y, n_resamples=500)
     conclusion = results.conclusion_sentence(summary, table)
-    assert ("the logistic regression on RBM features and the logistic regression (pixels) do not "
+    assert ("the logistic regression on RBM features and the logistic regression on pixels do not "
             "detectably differ") in conclusion
-    assert "the feed-forward network (pixels) beats the feed-forward network on RBM features by" in conclusion
+    assert "the feed-forward network on pixels beats the feed-forward network on RBM features by" in conclusion
     assert "pre-fnn" not in conclusion and "random" not in conclusion  # not compared: not concluded
     assert "The best model overall, chosen on validation, is the RBM-initialised" in conclusion
     nothing = paired.compare_models(P2, summary.iloc[:0], {}, y_true=Y)

@@ -100,7 +100,7 @@ def test_the_controls_are_compared_with_the_same_classifier_on_pixels_and_named_
 def test_before_the_test_look_the_sentences_give_validation_only():
     unscored = _summary(VAL, {m: np.nan for m in MEAN}, {m: np.nan for m in STD}, n_seeds=0)
     headline = results.headline_sentence(unscored)
-    assert "CNN (pixels), with 92.00% validation accuracy, not scored on the test split yet" in headline
+    assert "CNN on pixels, with 92.00% validation accuracy, not scored on the test split yet" in headline
     assert "nan" not in headline
     assert results.feature_effect(unscored).empty and "Model" in results.feature_effect(unscored)
     assert results.feature_effect_sentence(results.feature_effect(unscored)).startswith("No classifier has been")
