@@ -174,7 +174,23 @@ def _status(args) -> int:
         print(f"Trials left: about {left:.1f} hours on one thread"
               + (f", and {', '.join(unknown)} not started or without a complete trial" if unknown else "")
               + f"; then {evaluation}.")
+    _print_edges(args)
     return 0
+
+
+def _print_edges(args) -> None:
+    """Where a preset that checks edges has best values on or nearest an edge (the tuning chapter's
+    sentence): a range to widen is best found while its study still runs, not at the test look."""
+    from rbmlib.tuning import get_preset
+    from rbmlib.tuning.study import load_studies
+
+    preset = get_preset(args.preset)
+    if preset.edge_margin is None:
+        return
+    from rbmlib.report import search
+
+    studies = load_studies(preset, storage=args.storage)
+    print(search.edges_sentence(search.best_positions_table(studies, preset), preset))
 
 
 def _evaluate(args) -> int:

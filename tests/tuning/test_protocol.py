@@ -285,6 +285,11 @@ def test_tune_runs_a_study_on_to_the_count_of_the_study_with_the_most(fresh_mlfl
     tune("pca-lr", equal, n_trials=4, show_progress_bar=False)
     assert main(["status", "--preset", "equal", "--budgets"]) == SHORT_OF_BUDGET
     assert "equal/lr: 3 of 4 finished trials" in capsys.readouterr().out
+    # With an edge margin, the status says which best values are on an edge, or which is nearest one.
+    monkeypatch.setitem(presets.PRESETS, "equal", dataclasses.replace(equal, edge_margin=0.03))
+    assert main(["status", "--preset", "equal"]) == 0
+    out = capsys.readouterr().out
+    assert "within 3% of its range's width of an end" in out and "nearest an end: " in out
 
 
 def _tiny_pca_lr(trial, preset):  # components that the tiny training subset always has
