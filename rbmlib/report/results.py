@@ -56,6 +56,9 @@ def results_table(summary: pd.DataFrame) -> pd.DataFrame:
     DataFrame
         One row per model in ``MODEL_NAMES`` order that the summary holds; the
         original's columns are "–" for a model it did not have (the controls).
+        "Finished trials" and "Seeds" only where they differ between models
+        (protocol 1): a column of one number would only narrow the others, and
+        :func:`headline_sentence` states it instead.
     """
     s = summary.set_index("model")
     rows = []
@@ -75,7 +78,20 @@ def results_table(summary: pd.DataFrame) -> pd.DataFrame:
             "Original macro F1": f"{o['macro_f1']:.3f}" if pd.notna(o["macro_f1"]) else "–",
             "Difference (points)": f"{r['test_accuracy_mean'] * 100 - o['accuracy']:+.2f}" if both else "",
         })
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    return table.drop(columns=[c for c in _SHARED_COLUMNS if len(table) > 1 and table[c].nunique() == 1])
+
+
+#: Columns of :func:`results_table` dropped where every model has the same value (see there).
+_SHARED_COLUMNS = ("Finished trials", "Seeds")
+
+
+def _shared_counts(summary: pd.DataFrame) -> str:
+    """" Every model ... N finished trials ... S seeds." for the counts :func:`results_table` leaves out."""
+    trials, seeds = (summary[c].dropna().astype(int).unique() for c in ("n_trials", "n_seeds"))
+    parts = ([f"tuned with {trials[0]} finished trials"] if len(summary) > 1 and len(trials) == 1 else []) + \
+            ([f"refitted with {seeds[0]} seeds"] if len(summary) > 1 and len(seeds) == 1 and seeds[0] else [])
+    return f" Every model was {' and '.join(parts)}." if parts else ""
 
 
 def best_model(summary: pd.DataFrame) -> str:
@@ -269,7 +285,7 @@ def headline_sentence(summary: pd.DataFrame) -> str:
              f"with {r['best_val_accuracy'] * 100:.2f}% validation accuracy, not scored on the test split yet")
     return (f"Chosen on validation accuracy, the best of the {_count(len(summary))} models is the "
             f"{_in_sentence(best)}, {score}; its tuned parameters are "
-            + ", ".join(f"{k} = {_fmt(v)}" for k, v in params.items()) + ".")
+            + ", ".join(f"{k} = {_fmt(v)}" for k, v in params.items()) + "." + _shared_counts(summary))
 
 
 def _count(n: int) -> str:

@@ -45,6 +45,18 @@ def test_results_table_sets_ours_beside_the_original():
     assert table.loc[MODELS["cnn"].label, "Validation accuracy (%)"] == "92.00"
 
 
+def test_counts_that_every_model_shares_leave_the_table_for_the_headline():
+    summary = _summary(VAL, MEAN, STD)  # 5 trials and 3 seeds each
+    table = results.results_table(summary)
+    assert "Finished trials" not in table and "Seeds" not in table
+    assert results.headline_sentence(summary).endswith(
+        " Every model was tuned with 5 finished trials and refitted with 3 seeds.")
+    summary.loc[summary["model"] == "fnn", "n_seeds"] = 5  # protocol 1's seeds differed
+    table = results.results_table(summary)
+    assert "Seeds" in table and "Finished trials" not in table
+    assert results.headline_sentence(summary).endswith(" Every model was tuned with 5 finished trials.")
+
+
 def test_an_unevaluated_model_says_so_instead_of_a_number():
     mean = {**MEAN, "cnn": np.nan}
     std = {**STD, "cnn": np.nan}
