@@ -56,7 +56,9 @@ def results_table(summary: pd.DataFrame) -> pd.DataFrame:
     DataFrame
         One row per model in ``MODEL_NAMES`` order that the summary holds; the
         original's columns are "–" for a model it did not have (the controls).
-        "Finished trials" and "Seeds" only where they differ between models
+        Accuracies are in % ("Validation": the study's best; "Original": the
+        original study's reported test accuracy), in short headers so that the
+        model names get the width. "Finished trials" and "Seeds" only where they differ between models
         (protocol 1): a column of one number would only narrow the others, and
         :func:`headline_sentence` states it instead.
     """
@@ -70,11 +72,11 @@ def results_table(summary: pd.DataFrame) -> pd.DataFrame:
         rows.append({
             "Model": MODELS[model].label,
             "Finished trials": int(r["n_trials"]),
-            "Validation accuracy (%)": f"{r['best_val_accuracy'] * 100:.2f}",
-            "Test accuracy (%)": _mean_std(r["test_accuracy_mean"], r["test_accuracy_std"], 100),
+            "Validation (%)": f"{r['best_val_accuracy'] * 100:.2f}",
+            "Test (%)": _mean_std(r["test_accuracy_mean"], r["test_accuracy_std"], 100),
             "Test macro F1": _mean_std(r["test_macro_f1_mean"], r["test_macro_f1_std"], 1, 3),
             "Seeds": int(r["n_seeds"]),
-            "Original accuracy (%)": f"{o['accuracy']:.2f}" if pd.notna(o["accuracy"]) else "–",
+            "Original (%)": f"{o['accuracy']:.2f}" if pd.notna(o["accuracy"]) else "–",
             "Original macro F1": f"{o['macro_f1']:.3f}" if pd.notna(o["macro_f1"]) else "–",
             "Difference (points)": f"{r['test_accuracy_mean'] * 100 - o['accuracy']:+.2f}" if both else "",
         })

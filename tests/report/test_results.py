@@ -40,9 +40,9 @@ def test_results_table_sets_ours_beside_the_original():
     table = results.results_table(_summary(VAL, MEAN, STD)).set_index("Model")
     assert len(table) == 5
     lr = table.loc[MODELS["lr"].label]
-    assert lr["Test accuracy (%)"] == "84.50 ± 0.00" and lr["Original accuracy (%)"] == "84.71"
+    assert lr["Test (%)"] == "84.50 ± 0.00" and lr["Original (%)"] == "84.71"
     assert lr["Difference (points)"] == "-0.21"
-    assert table.loc[MODELS["cnn"].label, "Validation accuracy (%)"] == "92.00"
+    assert table.loc[MODELS["cnn"].label, "Validation (%)"] == "92.00"
 
 
 def test_counts_that_every_model_shares_leave_the_table_for_the_headline():
@@ -61,7 +61,7 @@ def test_an_unevaluated_model_says_so_instead_of_a_number():
     mean = {**MEAN, "cnn": np.nan}
     std = {**STD, "cnn": np.nan}
     table = results.results_table(_summary(VAL, mean, std)).set_index("Model")
-    assert table.loc[MODELS["cnn"].label, "Test accuracy (%)"] == "not evaluated"
+    assert table.loc[MODELS["cnn"].label, "Test (%)"] == "not evaluated"
 
 
 def test_a_control_has_no_original_score_and_can_be_the_best_model():
@@ -69,7 +69,7 @@ def test_a_control_has_no_original_score_and_can_be_the_best_model():
     control = summary[summary["model"] == "lr"].assign(model="random-lr", best_val_accuracy=0.95)
     summary = pd.concat([summary, control], ignore_index=True)
     row = results.results_table(summary).set_index("Model").loc[MODELS["random-lr"].label]
-    assert row["Original accuracy (%)"] == "–" and row["Difference (points)"] == ""
+    assert row["Original (%)"] == "–" and row["Difference (points)"] == ""
     headline = results.headline_sentence(summary)
     assert "the best of the six models" in headline and "a model the original study did not have" in headline
 
@@ -208,7 +208,7 @@ def test_a_later_protocol_shows_the_results_an_earlier_one_reported(tmp_path, mo
     table = results.earlier_results([earlier])
     assert list(table.columns)[:2] == ["Protocol", "Model"] and len(table) == len(MODEL_NAMES)
     assert (table["Protocol"] == "protocol 8").all()
-    assert table.set_index("Model").loc[MODELS["lr"].label, "Test accuracy (%)"] == "84.50 ± 0.00"
+    assert table.set_index("Model").loc[MODELS["lr"].label, "Test (%)"] == "84.50 ± 0.00"
     assert results.earlier_results([]).empty
 
 
