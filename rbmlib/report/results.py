@@ -56,9 +56,13 @@ def results_table(summary: pd.DataFrame) -> pd.DataFrame:
     DataFrame
         One row per model in ``MODEL_NAMES`` order that the summary holds; the
         original's columns are "–" for a model it did not have (the controls).
-        Accuracies are in % ("Validation": the study's best; "Original": the
-        original study's reported test accuracy), in short headers so that the
-        model names get the width. "Finished trials" and "Seeds" only where they differ between models
+        Headers of one or two short words, which the caption explains
+        ("Validation": the study's best validation accuracy, "Test": test accuracy,
+        both in %, "F1": macro F1, "Original": the original study's scores,
+        "Difference": Test minus Original in points), so that the numbers' columns
+        keep their natural widths and the model names get the rest of the page
+        (Typst shares the width equally among columns wider than a fair share).
+        "Trials" (finished) and "Seeds" only where they differ between models
         (protocol 1): a column of one number would only narrow the others, and
         :func:`headline_sentence` states it instead.
     """
@@ -71,21 +75,21 @@ def results_table(summary: pd.DataFrame) -> pd.DataFrame:
         both = pd.notna(r["test_accuracy_mean"]) and pd.notna(o["accuracy"])
         rows.append({
             "Model": MODELS[model].label,
-            "Finished trials": int(r["n_trials"]),
-            "Validation (%)": f"{r['best_val_accuracy'] * 100:.2f}",
-            "Test (%)": _mean_std(r["test_accuracy_mean"], r["test_accuracy_std"], 100),
-            "Test macro F1": _mean_std(r["test_macro_f1_mean"], r["test_macro_f1_std"], 1, 3),
+            "Trials": int(r["n_trials"]),
+            "Validation": f"{r['best_val_accuracy'] * 100:.2f}",
+            "Test": _mean_std(r["test_accuracy_mean"], r["test_accuracy_std"], 100),
+            "Test F1": _mean_std(r["test_macro_f1_mean"], r["test_macro_f1_std"], 1, 3),
             "Seeds": int(r["n_seeds"]),
-            "Original (%)": f"{o['accuracy']:.2f}" if pd.notna(o["accuracy"]) else "–",
-            "Original macro F1": f"{o['macro_f1']:.3f}" if pd.notna(o["macro_f1"]) else "–",
-            "Difference (points)": f"{r['test_accuracy_mean'] * 100 - o['accuracy']:+.2f}" if both else "",
+            "Original": f"{o['accuracy']:.2f}" if pd.notna(o["accuracy"]) else "–",
+            "Original F1": f"{o['macro_f1']:.3f}" if pd.notna(o["macro_f1"]) else "–",
+            "Difference": f"{r['test_accuracy_mean'] * 100 - o['accuracy']:+.2f}" if both else "",
         })
     table = pd.DataFrame(rows)
     return table.drop(columns=[c for c in _SHARED_COLUMNS if len(table) > 1 and table[c].nunique() == 1])
 
 
 #: Columns of :func:`results_table` dropped where every model has the same value (see there).
-_SHARED_COLUMNS = ("Finished trials", "Seeds")
+_SHARED_COLUMNS = ("Trials", "Seeds")
 
 
 def _shared_counts(summary: pd.DataFrame) -> str:

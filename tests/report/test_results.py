@@ -40,20 +40,20 @@ def test_results_table_sets_ours_beside_the_original():
     table = results.results_table(_summary(VAL, MEAN, STD)).set_index("Model")
     assert len(table) == 5
     lr = table.loc[MODELS["lr"].label]
-    assert lr["Test (%)"] == "84.50 ± 0.00" and lr["Original (%)"] == "84.71"
-    assert lr["Difference (points)"] == "-0.21"
-    assert table.loc[MODELS["cnn"].label, "Validation (%)"] == "92.00"
+    assert lr["Test"] == "84.50 ± 0.00" and lr["Original"] == "84.71"
+    assert lr["Difference"] == "-0.21"
+    assert table.loc[MODELS["cnn"].label, "Validation"] == "92.00"
 
 
 def test_counts_that_every_model_shares_leave_the_table_for_the_headline():
     summary = _summary(VAL, MEAN, STD)  # 5 trials and 3 seeds each
     table = results.results_table(summary)
-    assert "Finished trials" not in table and "Seeds" not in table
+    assert "Trials" not in table and "Seeds" not in table
     assert results.headline_sentence(summary).endswith(
         " Every model was tuned with 5 finished trials and refitted with 3 seeds.")
     summary.loc[summary["model"] == "fnn", "n_seeds"] = 5  # protocol 1's seeds differed
     table = results.results_table(summary)
-    assert "Seeds" in table and "Finished trials" not in table
+    assert "Seeds" in table and "Trials" not in table
     assert results.headline_sentence(summary).endswith(" Every model was tuned with 5 finished trials.")
 
 
@@ -61,7 +61,7 @@ def test_an_unevaluated_model_says_so_instead_of_a_number():
     mean = {**MEAN, "cnn": np.nan}
     std = {**STD, "cnn": np.nan}
     table = results.results_table(_summary(VAL, mean, std)).set_index("Model")
-    assert table.loc[MODELS["cnn"].label, "Test (%)"] == "not evaluated"
+    assert table.loc[MODELS["cnn"].label, "Test"] == "not evaluated"
 
 
 def test_a_control_has_no_original_score_and_can_be_the_best_model():
@@ -69,7 +69,7 @@ def test_a_control_has_no_original_score_and_can_be_the_best_model():
     control = summary[summary["model"] == "lr"].assign(model="random-lr", best_val_accuracy=0.95)
     summary = pd.concat([summary, control], ignore_index=True)
     row = results.results_table(summary).set_index("Model").loc[MODELS["random-lr"].label]
-    assert row["Original (%)"] == "–" and row["Difference (points)"] == ""
+    assert row["Original"] == "–" and row["Difference"] == ""
     headline = results.headline_sentence(summary)
     assert "the best of the six models" in headline and "a model the original study did not have" in headline
 
@@ -208,7 +208,7 @@ def test_a_later_protocol_shows_the_results_an_earlier_one_reported(tmp_path, mo
     table = results.earlier_results([earlier])
     assert list(table.columns)[:2] == ["Protocol", "Model"] and len(table) == len(MODEL_NAMES)
     assert (table["Protocol"] == "protocol 8").all()
-    assert table.set_index("Model").loc[MODELS["lr"].label, "Test (%)"] == "84.50 ± 0.00"
+    assert table.set_index("Model").loc[MODELS["lr"].label, "Test"] == "84.50 ± 0.00"
     assert results.earlier_results([]).empty
 
 
