@@ -144,18 +144,23 @@ def _points(value: float) -> str:
 
 
 def paired_table(comparisons: pd.DataFrame) -> pd.DataFrame:
-    """The report's table of :func:`compare_models`: differences in points, the verdict in words."""
+    """The report's table of :func:`compare_models`: differences in points, the verdict in words.
+
+    Headers of a word or two, which the notebook's caption explains ("Interval": the
+    :data:`CONFIDENCE` paired bootstrap interval; "McNemar p": the largest over the seed
+    pairs), so that the numbers keep their natural widths (as ``results.results_table``).
+    """
     rows = []
     for r in comparisons.to_dict("records"):
         compared = r["verdict"] in (A_BETTER, B_BETTER, NO_DIFFERENCE)
         rows.append({
             "Comparison": f"{r['a']} vs {r['b']}",
             "Seeds": f"{int(r['n_seeds'])}" if compared else "",
-            "a − b (points)": _points(r["difference"]) if compared else "",
-            f"{CONFIDENCE:.0%} interval": f"{_points(r['ci_low'])} to {_points(r['ci_high'])}" if compared else "",
-            "SE (points)": f"{r['se_total'] * 100:.2f}" if compared else "",
-            "Pairs won by a": f"{int(r['pairs_a_better'])} of {int(r['n_seeds'])}" if compared else "",
-            "McNemar p (largest)": f"{r['mcnemar_p_max']:.2g}" if compared else "",
+            "a − b": _points(r["difference"]) if compared else "",
+            "Interval": f"{_points(r['ci_low'])} to {_points(r['ci_high'])}" if compared else "",
+            "SE": f"{r['se_total'] * 100:.2f}" if compared else "",
+            "Won by a": f"{int(r['pairs_a_better'])} of {int(r['n_seeds'])}" if compared else "",
+            "McNemar p": f"{r['mcnemar_p_max']:.2g}" if compared else "",
             "Verdict": _verdict_words(r),
             "Caveat": ", ".join(sorted({c.split(":")[0] for c in r["caveats"]})),
         })

@@ -457,8 +457,8 @@ def manuscript_variables(preset=RENDERED_PRESET) -> dict[str, str]:
     for _, r in results.feature_effect(summary).iterrows():
         model = r["Model"]
         key = f"{name[model]}_minus_{name[MODELS[model].baseline]}"
-        variables[key] = _signed(r["Difference (points)"])
-        variables[f"{key}_se"] = f"{r['Standard error (points)']:.2f}"
+        variables[key] = _signed(r["Difference"])
+        variables[f"{key}_se"] = f"{r['SE']:.2f}"
     variables.update(_budget_variables(preset))
     variables.update(_paired_variables(preset, summary))
     variables.update(_few_labels_variables(preset))

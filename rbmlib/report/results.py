@@ -237,14 +237,14 @@ def feature_effect(summary: pd.DataFrame) -> pd.DataFrame:
         diff = b["test_accuracy_mean"] - a["test_accuracy_mean"]
         se = np.sqrt(np.nansum([a["test_accuracy_std"] ** 2 / a["n_seeds"], b["test_accuracy_std"] ** 2 / b["n_seeds"]]))
         rows.append({"Model": model, "Classifier": MODELS[pixels].classifier, "What it adds": reads(model),
-                     "Pixels (%)": a["test_accuracy_mean"] * 100, "With it (%)": b["test_accuracy_mean"] * 100,
-                     "Difference (points)": diff * 100, "Standard error (points)": se * 100,
-                     "Pixels macro F1": a["test_macro_f1_mean"], "With it macro F1": b["test_macro_f1_mean"]})
+                     "Pixels": a["test_accuracy_mean"] * 100, "With it": b["test_accuracy_mean"] * 100,
+                     "Difference": diff * 100, "SE": se * 100,
+                     "Pixels F1": a["test_macro_f1_mean"], "With it F1": b["test_macro_f1_mean"]})
     return pd.DataFrame(rows, columns=_EFFECT_COLUMNS)
 
 
-_EFFECT_COLUMNS = ["Model", "Classifier", "What it adds", "Pixels (%)", "With it (%)", "Difference (points)",
-                   "Standard error (points)", "Pixels macro F1", "With it macro F1"]
+_EFFECT_COLUMNS = ["Model", "Classifier", "What it adds", "Pixels", "With it", "Difference",
+                   "SE", "Pixels F1", "With it F1"]
 
 
 def _effect(diff, se) -> int:
@@ -270,10 +270,10 @@ def feature_effect_sentence(effect: pd.DataFrame) -> str:
     Descriptive only: whether a difference counts is the paired rule's verdict
     (:mod:`rbmlib.report.paired`), so this sentence does not judge, and cannot contradict it.
     """
-    parts = [f"{r['Classifier'].lower()} scores {r['Pixels (%)']:.2f}% on pixels and "
-             f"{r['With it (%)']:.2f}% with {r['What it adds']}, a difference of "
-             f"{r['Difference (points)']:+.2f} points (standard error over seeds "
-             f"{r['Standard error (points)']:.2f})" for _, r in effect.iterrows()]
+    parts = [f"{r['Classifier'].lower()} scores {r['Pixels']:.2f}% on pixels and "
+             f"{r['With it']:.2f}% with {r['What it adds']}, a difference of "
+             f"{r['Difference']:+.2f} points (standard error over seeds "
+             f"{r['SE']:.2f})" for _, r in effect.iterrows()]
     if not parts:
         return "No classifier has been evaluated both on pixels and with features yet."
     return "On the test set, " + "; ".join(parts) + "."

@@ -119,9 +119,9 @@ def test_compare_models_reads_the_stored_predictions_and_says_what_it_could_not_
     assert table.loc[("pre-fnn", "fnn"), "verdict"] == paired.NOT_EVALUATED
     shown = paired.paired_table(table.reset_index()).set_index("Comparison")
     assert shown.loc["rbm-lr vs lr", "Verdict"] == "rbm-lr better"
-    assert shown.loc["rbm-lr vs lr", "Pairs won by a"] == "3 of 3"
+    assert shown.loc["rbm-lr vs lr", "Won by a"] == "3 of 3"
     assert shown.loc["rbm-fnn vs fnn", "Verdict"] == "not evaluated yet (2 of 3 seeds)"
-    assert shown.loc["pre-fnn vs fnn", "a − b (points)"] == ""
+    assert shown.loc["pre-fnn vs fnn", "a − b"] == ""
 
 
 def test_models_missing_from_a_preset_give_a_row_saying_so(results_dir):

@@ -85,10 +85,10 @@ def test_feature_effect_difference_and_standard_error():
     assert list(effect.index) == ["rbm-lr", "rbm-fnn"]
     lr = effect.loc["rbm-lr"]
     assert lr["Classifier"] == "Logistic regression" and lr["What it adds"] == "RBM features"
-    assert lr["Difference (points)"] == pytest.approx(0.05)
-    assert lr["Standard error (points)"] == pytest.approx(100 * np.sqrt(0.001**2 / 3))
+    assert lr["Difference"] == pytest.approx(0.05)
+    assert lr["SE"] == pytest.approx(100 * np.sqrt(0.001**2 / 3))
     fnn = effect.loc["rbm-fnn"]
-    assert fnn["Difference (points)"] == pytest.approx(-9.0)
+    assert fnn["Difference"] == pytest.approx(-9.0)
     sentence = results.feature_effect_sentence(effect.reset_index())
     # Numbers only: the verdicts are the paired rule's (rbmlib.report.paired), not this sentence's.
     assert "logistic regression scores" in sentence and "with RBM features, a difference of +0.05 points" in sentence
@@ -106,7 +106,7 @@ def test_the_controls_are_compared_with_the_same_classifier_on_pixels_and_named_
     assert effect.loc["pca-lr", "What it adds"] == "PCA features"
     assert effect.loc["pre-fnn", "Classifier"] == "Feed-forward network"
     assert effect.loc["pre-fnn", "What it adds"] == "an RBM-initialised hidden layer"
-    assert effect.loc["random-lr", "Difference (points)"] == pytest.approx(0.0)
+    assert effect.loc["random-lr", "Difference"] == pytest.approx(0.0)
 
 
 def test_before_the_test_look_the_sentences_give_validation_only():
