@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import matplotlib.pyplot as plt
 import numpy as np
 import optuna
 import pandas as pd
@@ -13,6 +14,13 @@ from rbmlib.report import curves, search
 from rbmlib.report.plots import _shown_labels
 from rbmlib.tuning.protocol import space_distributions
 from rbmlib.tuning.presets import PAPER
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Each test's figures closed after it (matplotlib warns past 20 open ones)."""
+    yield
+    plt.close("all")
 
 
 def _study(n_complete, n_pruned=0):
