@@ -150,12 +150,16 @@ def _status(args) -> int:
     import optuna
     import pandas as pd
 
+    from rbmlib import tuning
     from rbmlib.tuning.progress import progress_table
+    from rbmlib.tuning.study import load_studies
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line per study opened
     if args.budgets:
         return _short_of_budget(args)
-    table = progress_table(args.preset, storage=args.storage)
+    preset = tuning.get_preset(args.preset)
+    studies = load_studies(preset, storage=args.storage)  # opened once, for the table and the edges
+    table = progress_table(preset, studies=studies)
     left, unknown = table["hours left"].sum(), table.loc[table["hours left"].isna(), "model"].tolist()
     shown = table.copy()
     for column, fmt in {"best val accuracy": "{:.4f}", "minutes per trial": "{:.1f}", "hours left": "{:.1f}",
@@ -174,22 +178,17 @@ def _status(args) -> int:
         print(f"Trials left: about {left:.1f} hours on one thread"
               + (f", and {', '.join(unknown)} not started or without a complete trial" if unknown else "")
               + f"; then {evaluation}.")
-    _print_edges(args)
+    _print_edges(preset, studies)
     return 0
 
 
-def _print_edges(args) -> None:
+def _print_edges(preset, studies) -> None:
     """Where a preset that checks edges has best values on or nearest an edge (the tuning chapter's
     sentence): a range to widen is best found while its study still runs, not at the test look."""
-    from rbmlib.tuning import get_preset
-    from rbmlib.tuning.study import load_studies
-
-    preset = get_preset(args.preset)
     if preset.edge_margin is None:
         return
     from rbmlib.report import search
 
-    studies = load_studies(preset, storage=args.storage)
     print(search.edges_sentence(search.best_positions_table(studies, preset), preset))
 
 

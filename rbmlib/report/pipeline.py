@@ -426,6 +426,10 @@ def manuscript_variables(preset=RENDERED_PRESET) -> dict[str, str]:
         Where every model shares them: finished trials per study (with
         ``equal_finished``, as many as the study with the most), the floor of
         complete trials among them ("0": none), and refit seeds per model.
+    ``fit_machines``
+        What the scored fits (refits and few-labels fits) ran on, to follow
+        "ran": "on one set-up (AMD EPYC, 1 thread, bfloat16 native, torch
+        2.14.1)", or each set-up with its number of fits where they differ.
 
     Raises
     ------
@@ -462,6 +466,7 @@ def manuscript_variables(preset=RENDERED_PRESET) -> dict[str, str]:
     variables.update(_budget_variables(preset))
     variables.update(_paired_variables(preset, summary))
     variables.update(_few_labels_variables(preset))
+    variables["fit_machines"] = _fit_machines(preset)
     return variables
 
 
@@ -517,6 +522,24 @@ def _few_labels_variables(preset) -> dict[str, str]:
             variables[key] = _signed(row["difference"])
             variables[f"{key}_se"] = f"{row['standard_error']:.2f}"
     return variables
+
+
+def _fit_machines(preset) -> str:
+    """``fit_machines`` of :func:`manuscript_variables`: the ``machine`` column of the refits and few-labels fits."""
+    import pandas as pd
+
+    from rbmlib.tuning.few_labels import read_results
+    from rbmlib.tuning.refit import read_evaluation
+
+    machines = pd.concat([read_evaluation(preset)["machine"], read_results(preset)["machine"]]).dropna()
+    if machines.empty:
+        return "on set-ups that were not recorded"
+    counts = machines.str.replace("; ", ", ").value_counts()  # most fits first; commas inside a sentence
+    if len(counts) == 1:
+        return f"on one set-up ({counts.index[0]})"
+    parts = [f"{machine} ({n} fit{'s' if n != 1 else ''})" for machine, n in counts.items()]
+    last = " and " if len(parts) == 2 else "; and "  # the parts hold commas of their own
+    return f"on {len(parts)} set-ups: " + "; ".join(parts[:-1]) + last + parts[-1]
 
 
 def variables_text(preset=RENDERED_PRESET) -> str:

@@ -22,7 +22,7 @@ COLUMNS = ["model", "finished", "complete", "budget", "best val accuracy", "best
            "minutes per trial", "hours left", "refit hours", "test looks"]
 
 
-def progress_table(preset, *, storage: str | None = None) -> pd.DataFrame:
+def progress_table(preset, *, storage: str | None = None, studies=None) -> pd.DataFrame:
     """One row per model of ``preset``: trials so far against the budget, best value, time.
 
     ``budget`` is "30 (15 complete)" for a preset with a floor of complete
@@ -32,7 +32,8 @@ def progress_table(preset, *, storage: str | None = None) -> pd.DataFrame:
     left`` is blank before the first finished trial; ``refit hours`` are those
     of its refits not yet evaluated, at its best trial so far
     (:func:`rbmlib.tuning.refit.refit_hours_left`); ``test looks`` counts
-    the model's refits scored on the test split (the ledger).
+    the model's refits scored on the test split (the ledger). ``studies``:
+    those :func:`~rbmlib.tuning.study.load_studies` gives, if already open.
     """
     from rbmlib.tuning.refit import read_evaluation, refit_hours_left
     from rbmlib.tuning.study import load_studies
@@ -40,7 +41,8 @@ def progress_table(preset, *, storage: str | None = None) -> pd.DataFrame:
     preset = get_preset(preset)
     looks = ledger.read(preset.name)["model"].value_counts()
     evaluations = read_evaluation(preset)
-    studies = load_studies(preset, storage=storage)
+    if studies is None:
+        studies = load_studies(preset, storage=storage)
     finished = {m: protocol.counts(s)[0] for m, s in studies.items() if s is not None}
     targets = protocol.finished_targets(preset, finished)
     # Hours left: to the count the studies are expected to end at (the most any is expected to

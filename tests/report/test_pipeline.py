@@ -366,3 +366,25 @@ def test_the_few_labels_variables_are_the_paired_differences_with_the_minus_sign
     assert pipeline._few_labels_variables("paper") == {}  # protocol 1 has no few-labels study
     monkeypatch.setattr(few_labels, "read_results", lambda preset: pd.DataFrame(columns=few_labels.COLUMNS))
     assert pipeline._few_labels_variables("protocol2") == {}  # not run yet
+
+
+def test_the_fit_machines_variable_names_each_set_up_with_its_fits(monkeypatch):
+    import pandas as pd
+
+    from rbmlib.tuning import few_labels, refit
+
+    def machines(*values):
+        return lambda preset: pd.DataFrame({"machine": list(values)})
+
+    one = "AMD EPYC; 1 thread; bfloat16 native; torch 2.14.1"
+    other = "Intel Xeon; 1 thread; bfloat16 native; torch 2.14.1"
+    monkeypatch.setattr(refit, "read_evaluation", machines(one, one))
+    monkeypatch.setattr(few_labels, "read_results", machines(one))
+    assert pipeline._fit_machines("protocol2") == "on one set-up (AMD EPYC, 1 thread, bfloat16 native, torch 2.14.1)"
+    monkeypatch.setattr(few_labels, "read_results", machines(other, None))  # a row of an older version: not counted
+    assert pipeline._fit_machines("protocol2") == ("on 2 set-ups: AMD EPYC, 1 thread, bfloat16 native, torch 2.14.1 "
+                                                   "(2 fits) and Intel Xeon, 1 thread, bfloat16 native, torch 2.14.1 "
+                                                   "(1 fit)")
+    monkeypatch.setattr(refit, "read_evaluation", machines())
+    monkeypatch.setattr(few_labels, "read_results", machines(None))
+    assert pipeline._fit_machines("protocol2") == "on set-ups that were not recorded"
