@@ -17,7 +17,7 @@ import yaml
 
 from quarto_cells import quarto_label
 from rbmlib import paths
-from rbmlib.report import pipeline
+from rbmlib.report import variables
 
 ROOT = Path(paths.ROOT)
 ARTICLE = ROOT / "index.qmd"
@@ -182,22 +182,22 @@ def _quoted_variables(text=None):
 
 def test_committed_variables_are_current():
     """_variables.yml is what the pipeline writes from the committed results, character for character."""
-    committed = (ROOT / pipeline.VARIABLES_FILE).read_text()
-    assert committed == pipeline.variables_text(pipeline.RENDERED_PRESET), (
-        f"{pipeline.VARIABLES_FILE} is out of date: run `python -m rbmlib.report --write-variables` and commit it")
+    committed = (ROOT / variables.VARIABLES_FILE).read_text()
+    assert committed == variables.variables_text(variables.RENDERED_PRESET), (
+        f"{variables.VARIABLES_FILE} is out of date: run `python -m rbmlib.report --write-variables` and commit it")
 
 
 def test_negative_numbers_in_variables_carry_the_minus_sign():
-    defined = yaml.safe_load((ROOT / pipeline.VARIABLES_FILE).read_text())
+    defined = yaml.safe_load((ROOT / variables.VARIABLES_FILE).read_text())
     hyphened = {k: v for k, v in defined.items() if re.search(r"(?<![\w.])-\d", str(v))}
     assert not hyphened, f"a hyphen for a minus sign, which the PDF sets as a hyphen: {hyphened}"
 
 
 def test_every_quoted_variable_is_defined():
-    defined = yaml.safe_load((ROOT / pipeline.VARIABLES_FILE).read_text())
+    defined = yaml.safe_load((ROOT / variables.VARIABLES_FILE).read_text())
     quoted = _quoted_variables()
     assert quoted, "the prose quotes no generated number"
-    assert not set(quoted) - set(defined), f"quoted but not in {pipeline.VARIABLES_FILE}: {sorted(set(quoted) - set(defined))}"
+    assert not set(quoted) - set(defined), f"quoted but not in {variables.VARIABLES_FILE}: {sorted(set(quoted) - set(defined))}"
 
 
 def test_abstract_and_introduction_lead_with_the_generated_answer():
