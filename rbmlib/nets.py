@@ -620,37 +620,9 @@ class CNNClassifier(TorchClassifier):
         Width of the first dense layer.
     dropout : float, default=0.25
         Dropout after the first dense layer.
-    learning_rate : float, default=1e-3
-        Adam step size.
-    batch_size : int, default=128
-    n_iter : int, default=20
-        Number of epochs (the same word as the RBM's).
-    weight_decay : float, default=0.0
-        Adam's L2 penalty.
-    early_stopping : bool, default=False
-        Stop when validation accuracy has not improved for ``n_iter_no_change``
-        epochs and keep the best epoch's weights.
-    validation_fraction : float, default=0.1
-        Stratified share of the training data held out when early stopping
-        without an ``eval_set``.
-    n_iter_no_change : int, default=5
-    device : str or torch.device, default="auto"
-        "auto" picks cuda, then mps, then cpu.
-    precision : {"float32", "bfloat16", "auto"}, default="float32"
-        "bfloat16" trains and predicts under bf16 autocast (parameters and Adam
-        stay float32), emulated at float32 speed where the hardware has no bf16
-        units that beat float32 (``rbmlib._bf16``); "auto" picks it where they do
-        (``rbmlib._device.native_bfloat16``: CPUs with AMX or AVX512-BF16 measured
-        faster in bf16, CUDA GPUs with bf16 tensor cores).
-    verbose : int, default=0
-        Print one line per epoch when > 0.
-    random_state : int, RandomState or None, default=None
-        Seeds initialisation, dropout, shuffling and the validation split.
-        The same value gives identical predictions on the same machine (CPU;
-        GPU kernels need not be bitwise deterministic).
-    callback : callable, default=None
-        ``callback(estimator, epoch_record)`` after every epoch; returning True
-        stops training after that epoch.
+    learning_rate, batch_size, n_iter, weight_decay, early_stopping, validation_fraction, \
+n_iter_no_change, device, precision, verbose, random_state, callback
+        As in :class:`FNNClassifier`, with the same defaults.
 
     Notes
     -----
