@@ -84,19 +84,25 @@ def results_table(summary: pd.DataFrame) -> pd.DataFrame:
             "Original F1": f"{o['macro_f1']:.3f}" if pd.notna(o["macro_f1"]) else "–",
             "Difference": f"{r['test_accuracy_mean'] * 100 - o['accuracy']:+.2f}" if both else "",
         })
-    table = pd.DataFrame(rows)
-    return table.drop(columns=[c for c in _SHARED_COLUMNS if len(table) > 1 and table[c].nunique() == 1])
+    return pd.DataFrame(rows).drop(columns=[column for column, count in _SHARED_COLUMNS.items()
+                                            if _shared(summary, count) is not None])
 
 
-#: Columns of :func:`results_table` dropped where every model has the same value (see there).
-_SHARED_COLUMNS = ("Trials", "Seeds")
+#: Columns of :func:`results_table` dropped where every model has the same count (see there), and that count.
+_SHARED_COLUMNS = {"Trials": "n_trials", "Seeds": "n_seeds"}
+
+
+def _shared(summary: pd.DataFrame, count: str) -> int | None:
+    """The value of ``count`` that every model of ``summary`` shares; None where they differ or there is one."""
+    values = summary[count].dropna().astype(int).unique()
+    return int(values[0]) if len(summary) > 1 and len(values) == 1 else None
 
 
 def _shared_counts(summary: pd.DataFrame) -> str:
     """" Every model ... N finished trials ... S seeds." for the counts :func:`results_table` leaves out."""
-    trials, seeds = (summary[c].dropna().astype(int).unique() for c in ("n_trials", "n_seeds"))
-    parts = ([f"tuned with {trials[0]} finished trials"] if len(summary) > 1 and len(trials) == 1 else []) + \
-            ([f"refitted with {seeds[0]} seeds"] if len(summary) > 1 and len(seeds) == 1 and seeds[0] else [])
+    trials, seeds = _shared(summary, "n_trials"), _shared(summary, "n_seeds")
+    parts = ([f"tuned with {trials} finished trials"] if trials is not None else []) + \
+            ([f"refitted with {seeds} seeds"] if seeds else [])
     return f" Every model was {' and '.join(parts)}." if parts else ""
 
 
