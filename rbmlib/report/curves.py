@@ -64,7 +64,9 @@ def learning_curves(studies: dict) -> Figure:
         One panel per network: complete trials as solid lines, pruned ones
         lighter and dashed (they stop at the epoch the pruner stopped them),
         and the best trial (by validation accuracy) thick, with a dot at the
-        epoch the final refit trains for. Failed trials are left out.
+        epoch the final refit trains for. Failed trials are left out. The
+        axis starts just below the lowest accuracy of a complete trial, so a
+        pruned trial that starts lower leaves the frame.
     """
     models = [m for m in studies if MODELS[m].has_epochs]
     fig, axes = _grid(max(len(models), 1))
@@ -102,8 +104,24 @@ def _learning_panel(ax, study) -> None:
         epoch = best.user_attrs.get("best_epoch")
         if epoch in best.intermediate_values:
             ax.plot([epoch], [best.intermediate_values[epoch]], "o", color=_BEST["color"], ms=5, zorder=4)
+    if complete:
+        _floor_at_complete(ax, complete, trials)
     ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
     ax.grid(alpha=0.3)
+
+
+def _floor_at_complete(ax, complete, trials) -> None:
+    """Start the axis just below the lowest accuracy of a complete trial.
+
+    A pruned trial that learns slowly starts far lower (0.2 where the
+    complete ones start at 0.8) and would squeeze every curve that matters
+    into a strip at the top; it leaves the frame instead.
+    """
+    low = min(min(t.intermediate_values.values()) for t in complete)
+    high = max(max(t.intermediate_values.values()) for t in trials)
+    floor = low - 0.05 * (high - low)
+    if any(min(t.intermediate_values.values()) < floor for t in trials):
+        ax.set_ylim(bottom=floor)
 
 
 def _curve(trial):

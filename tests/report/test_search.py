@@ -289,3 +289,15 @@ def test_the_search_space_table_gives_every_study_the_count_of_the_study_with_th
     assert table["lr"] == table["cnn"] == "40 finished (at least 30), 15 of them complete"
     alone = search.search_space_table(dataclasses.replace(PROTOCOL2, equal_finished=False), {"lr": study})
     assert alone.set_index("model").loc["cnn", "trial budget"] == "30 finished, 15 of them complete"
+
+
+def test_learning_curves_start_below_the_complete_trials_so_a_slow_pruned_one_leaves_the_frame():
+    def bottom(study):
+        return [a for a in curves.learning_curves({"fnn": study}).axes if a.get_title()][0].get_ylim()[0]
+
+    study = _network_study()  # complete trials from 0.70 to 0.83; the pruned one starts at 0.5
+    assert 0.5 < bottom(study) < 0.70
+    assert bottom(study) == pytest.approx(0.70 - 0.05 * (0.83 - 0.70))
+    complete_only = optuna.create_study(direction="maximize")
+    complete_only.add_trials([t for t in study.trials if t.state == TrialState.COMPLETE])
+    assert bottom(complete_only) < 0.70  # nothing to cut: every curve in the frame
