@@ -342,18 +342,29 @@ def edges_sentence(table: pd.DataFrame, preset) -> str:
     if table.empty:
         return "No study has a complete trial yet."
     on_edge = table[table["edge"] != ""]
-    within = f"within {100 * margin:g}% of its range's width of an end"
+    within = f"within {100 * margin:g}% of {'its' if len(on_edge) <= 1 else 'their'} range's width of an end"
     nearest = _nearest_end(table[table["edge"] == ""], others=not on_edge.empty)
     if on_edge.empty:
         studies = table["model"].nunique()
         return (f"No best value of the {studies} {'study' if studies == 1 else 'studies'} lies {within}, "
                 f"and no network's best epoch is its cap.{nearest}")
     listed = "; ".join(f"{r.model}: {r.parameter} = {r.best} ({r.edge} of {r.range})" for r in on_edge.itertuples())
-    limited = on_edge["edge"].str.contains("resource limit").sum()
-    stated = (f" {'That one is' if limited == 1 else f'{limited} of them are'} at a resource limit "
-              "that the protocol states: not widened, and a caveat of the model's verdicts.") if limited else ""
     count = "One best value lies" if len(on_edge) == 1 else f"{len(on_edge)} best values lie"
-    return f"{count} {within} or at a cap: {listed}.{stated}{nearest}"
+    return f"{count} {within} or at a cap: {listed}.{_limited(on_edge)}{nearest}"
+
+
+def _limited(on_edge: pd.DataFrame) -> str:
+    """What the edges of ``on_edge`` at a stated resource limit mean, and the others (to widen)."""
+    limited = on_edge["edge"].str.contains("resource limit")
+    if not limited.any():
+        return ""
+    meaning = "that the protocol states: not widened, and a caveat of the model's verdicts"
+    if limited.all():
+        return f" {'That one is' if len(on_edge) == 1 else 'Each is'} at a resource limit {meaning}."
+    names = " and ".join(f"{m}'s" for m in on_edge.loc[limited, "model"])
+    rest = (~limited).sum()
+    return (f" {names} {'is' if limited.sum() == 1 else 'are'} at a resource limit {meaning}; "
+            f"{'the other means' if rest == 1 else 'the others mean'} widening the range and searching on.")
 
 
 def _nearest_end(rows: pd.DataFrame, others: bool) -> str:

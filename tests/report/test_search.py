@@ -264,6 +264,14 @@ def test_the_edges_sentence_names_the_best_value_nearest_an_end_among_the_others
     assert sentence.startswith("One best value lies")
     assert sentence.endswith(" Of the others, the nearest an end: rbm-lr: rbm__n_components = 7,377, "
                              "at 97% of 256 to 8192 (log).")
+    # One edge at a stated resource limit beside one to widen: which is which.
+    both = pd.concat([table, pd.DataFrame([{
+        "model": "random-lr", "parameter": "random__n_components", "best": "32,133", "position": "100%",
+        "range": "256 to 32768 (log)", "edge": "upper end (resource limit)"}])], ignore_index=True)
+    sentence = search.edges_sentence(both, PROTOCOL2)
+    assert sentence.startswith("2 best values lie within 3% of their range's width of an end or at a cap: ")
+    assert ("random-lr's is at a resource limit that the protocol states: not widened, and a caveat of the "
+            "model's verdicts; the other means widening the range and searching on.") in sentence
 
 
 def test_a_preset_without_an_edge_margin_is_judged_by_protocol_2s():
