@@ -60,7 +60,7 @@ class Preset:
         RBM epochs, when fixed; None where the space tunes them.
     rbm__n_components : (low, high, step) or None
         Range of the tuned ``rbm__n_components``: a grid with that step in protocol 1's
-        spaces, the ends of a log range in protocol 2's (None: their own 256 to 8,192).
+        spaces, the ends of a log range in protocol 2's (None: their own 256 to 16,384).
     refit_random_states : mapping of model name -> tuple of int
         ``random_state`` of each model's final refits, each scored once on the test split.
     sampler_n_startup_trials : int
