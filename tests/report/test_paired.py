@@ -14,6 +14,7 @@ from tuning_helpers import TINY
 from rbmlib import paths, stats
 from rbmlib.report import paired, results
 from rbmlib.tuning.presets import PAPER, PROTOCOL2
+from rbmlib.tuning.protocol import space_distributions
 
 N_TEST = 2000
 RNG = np.random.default_rng(0)
@@ -137,13 +138,15 @@ def test_models_missing_from_a_preset_give_a_row_saying_so(results_dir):
 def test_a_best_value_on_an_edge_or_an_unconverged_lbfgs_is_a_caveat(results_dir):
     _store(P2, "lr", 0.80)
     _store(P2, "rbm-lr", 0.90)
-    # rbm-lr's best RBM is as large as protocol 2's range allows, and its lbfgs stopped at max_iter.
-    rbm_lr = _study({"rbm__n_components": 8192, "clf__C": 1.0},
-                    {"rbm__n_components": IntDistribution(256, 8192, log=True),
+    # rbm-lr's best RBM is as large as protocol 2's present range allows (read from the protocol, which
+    # a widening moves), and its lbfgs stopped at max_iter.
+    top = space_distributions(P2.spaces["rbm-lr"], P2)["rbm__n_components"].high
+    rbm_lr = _study({"rbm__n_components": top, "clf__C": 1.0},
+                    {"rbm__n_components": IntDistribution(256, top, log=True),
                      "clf__C": FloatDistribution(1e-4, 1e3, log=True)}, converged=False)
     lr = _study({"C": 1.0}, {"C": FloatDistribution(1e-4, 1e3, log=True)}, converged=True)
     caveats = paired.caveats(rbm_lr, P2, "rbm-lr")
-    assert any("`rbm__n_components` = 8192 is at the upper end" in c for c in caveats)
+    assert any(f"`rbm__n_components` = {top} is at the upper end" in c for c in caveats)
     assert any("did not converge" in c for c in caveats)
     assert paired.caveats(lr, P2, "lr") == []
     table = paired.compare_models(P2, _summary(P2.models), {"lr": lr, "rbm-lr": rbm_lr}, y_true=Y, n_resamples=500)
@@ -153,7 +156,7 @@ def test_a_best_value_on_an_edge_or_an_unconverged_lbfgs_is_a_caveat(results_dir
     assert "with a caveat: rbm-lr: best `rbm__n_components`" in paired.paired_sentence(table)
     conclusion = results.conclusion_sentence(_summary(P2.models), table)
     assert "logistic regression on RBM features beats the logistic regression on pixels by" in conclusion
-    assert "with a caveat (rbm-lr: best `rbm__n_components` = 8192" in conclusion
+    assert f"with a caveat (rbm-lr: best `rbm__n_components` = {top}" in conclusion
 
 
 def test_the_paper_preset_is_held_to_protocol_2s_edge_margin():
