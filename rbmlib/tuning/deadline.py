@@ -9,11 +9,20 @@ before it, judged by the study's own complete trials; the study stops cleanly
 and the next ``tune`` goes on from there. ``rbmlib evaluate --until`` does the
 same for the refits, judged by the model's refits so far, or before its first
 by its best trial (:func:`expected_refit_s`), and raises :class:`DeadlineStop`.
+
+A trial's length is known better once its parameters are drawn: an RBM of
+11,693 hidden units trained for 150 epochs takes over an hour where the
+study's median trial takes a quarter of that. So the objective asks again
+then (:func:`expected_trial_s` with the trial's RBM), and a trial that would
+not end in time is put off (:class:`Deferred`): it ends as failed before any
+work, and :class:`StopBefore` queues its parameters as the next run's first
+trial, so the draw is run as drawn, as with a trial that a session's end cut.
 """
 
 from __future__ import annotations
 
 import datetime
+import logging
 import statistics
 
 import optuna
@@ -23,6 +32,22 @@ from optuna.trial import TrialState
 
 class DeadlineStop(Exception):
     """The next step would not end before the ``--until`` deadline; everything before it is kept."""
+
+
+class Deferred(DeadlineStop):
+    """Raised by the objective: the trial just drawn would not end before ``--until`` (see the module)."""
+
+
+class _NoTracebackForDeferred(logging.Filter):
+    """Optuna logs a failed trial with its traceback; a deferred trial's reason is all there is to say."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], Deferred):
+            record.exc_info = None
+        return True
+
+
+logging.getLogger("optuna.study._optimize").addFilter(_NoTracebackForDeferred())  # where Optuna logs it
 
 
 def parse_until(text: str, now: datetime.datetime | None = None) -> datetime.datetime:
@@ -45,16 +70,51 @@ def parse_until(text: str, now: datetime.datetime | None = None) -> datetime.dat
                          "(2026-12-02T15:05)") from None
 
 
-def expected_trial_s(study: optuna.Study) -> float | None:
-    """The median duration of the study's complete trials, in seconds (None before the first).
+def expected_trial_s(study: optuna.Study, work: float | None = None,
+                     fixed: dict | None = None) -> float | None:
+    """How long the study's next trial is expected to take, in seconds (None before the first complete one).
 
-    Complete trials, not pruned ones: a pruned trial stops early, and the next
-    trial may run its full length.
+    The median duration of the study's complete trials: complete ones, not
+    pruned ones, since a pruned trial stops early and the next may run its full
+    length. Where the next trial trains an RBM of ``work`` hidden units times
+    epochs (:func:`rbm_work`; None or 0 for none, or one in the cache), it
+    takes at least that RBM's share: ``work`` times the median seconds
+    per unit-epoch of the study's latest :data:`RECENT_RBMS` trials that trained
+    theirs (recent ones: the machine and the code change between sessions),
+    with the preset's ``fixed`` parameters (fixed epochs) beside their own.
     """
-    durations = [(t.datetime_complete - t.datetime_start).total_seconds()
-                 for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                 if t.datetime_start and t.datetime_complete]
-    return statistics.median(durations) if durations else None
+    durations = [s for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                 if (s := _seconds(t)) is not None]
+    median = statistics.median(durations) if durations else None
+    rates = [_seconds(t) / w for t in _recent_rbm_trials(study)
+             if (w := rbm_work({**(fixed or {}), **t.params}))]
+    if not work or not rates:
+        return median
+    return max(median or 0.0, statistics.median(rates) * work)
+
+
+#: Trials that trained an RBM whose seconds per unit-epoch predict the next one's (:func:`expected_trial_s`).
+RECENT_RBMS = 10
+
+
+def rbm_work(params: dict) -> int | None:
+    """Hidden units times epochs of the RBM that ``params`` name: what training it costs grows with.
+
+    None where they do not name both (no RBM; add the preset's fixed epochs to a trial's own).
+    """
+    units, epochs = params.get("rbm__n_components"), params.get("rbm__n_iter")
+    return units * epochs if units and epochs else None
+
+
+def _recent_rbm_trials(study: optuna.Study) -> list:
+    """The latest :data:`RECENT_RBMS` finished trials that trained their RBM (``rbm_cached`` False)."""
+    trained = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+               if t.user_attrs.get("rbm_cached") is False and _seconds(t)]
+    return sorted(trained, key=lambda t: t.number)[-RECENT_RBMS:]
+
+
+def _seconds(trial) -> float | None:
+    return None if trial.duration is None else trial.duration.total_seconds()
 
 
 def fits(study: optuna.Study, until: datetime.datetime | None,
@@ -103,11 +163,37 @@ def expected_refit_s(refit_seconds, best_trial, data_ratio: float, trials=()) ->
 
 
 class StopBefore:
-    """Optuna callback: after each trial, stop the study if the next would not end before ``until``."""
+    """Optuna callback: after each trial, stop the study if the next would not end before ``until``.
+
+    After a trial that the objective put off (:class:`Deferred`, user attribute
+    ``deferred``), it queues that trial's parameters as the study's next trial
+    (user attribute ``deferred_from``: its number), keeps it as ``deferred``
+    and stops the study.
+    """
 
     def __init__(self, until: datetime.datetime):
-        self.until = until
+        self.until, self.deferred = until, None
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if not fits(study, self.until):
+        if trial.state == TrialState.FAIL and "deferred" in trial.user_attrs:
+            study.enqueue_trial(trial.params, user_attrs={"deferred_from": trial.number})
+            self.deferred = trial
+            study.stop()
+        elif not fits(study, self.until):
             study.stop()  # :func:`rbmlib.tuning.study.tune` says so
+
+
+def defer_if_late(trial: optuna.Trial, until: datetime.datetime | None, work: float | None = None,
+                  fixed: dict | None = None) -> None:
+    """Raise :class:`Deferred` where ``trial``, just drawn, is not expected to end before ``until``.
+
+    ``work``, ``fixed``: of the RBM it will train, if any, and the preset's fixed
+    parameters (:func:`expected_trial_s`). The reason goes to the trial's user
+    attribute ``deferred``.
+    """
+    seconds = expected_trial_s(trial.study, work, fixed)
+    if until is None or seconds is None or ends_before(seconds, until):
+        return  # nothing known of its length: it runs, as :func:`fits` let it start
+    reason = f"expected to take {seconds / 60:.0f} min, it would not end before {until:%Y-%m-%d %H:%M}"
+    trial.set_user_attr("deferred", reason)
+    raise Deferred(reason)

@@ -17,7 +17,11 @@ rest as trial user attributes, which the MLflow callback then logs:
 ``prune_reason``
     why a trial was pruned: the pruner's verdict at an epoch, or a divergence;
 ``worker``
-    ``host:pid`` of the process that ran it (several workers may share a study).
+    ``host:pid`` of the process that ran it (several workers may share a study);
+``deferred``
+    why a trial was put off before any work, as failed: with a deadline
+    (``until``), one that would not end in time (:mod:`rbmlib.tuning.deadline`);
+    its parameters run again as a later trial, which has ``deferred_from``.
 
 A diverging run (non-finite loss or RBM parameters, i.e. ``FloatingPointError``)
 ends as PRUNED, not FAIL: TPE learns from pruned trials (it ranks them below
@@ -40,8 +44,9 @@ from tqdm.auto import tqdm
 from rbmlib import data, metrics
 from rbmlib._device import bfloat16_kind, machine_description
 from rbmlib.models import get_model, make_model
+from rbmlib.tuning import deadline
 from rbmlib.tuning.rbm_cache import (FeatureCache, attach_rbm, data_fingerprint, fit_feature_steps, fit_rbm,
-                                     rbm_key)
+                                     is_cached, rbm_key, rbm_step)
 
 _CURVE_KEYS = ("epoch", "train_loss", "val_accuracy", "val_macro_f1")
 _RBM_CURVE_KEYS = ("epoch", "reconstruction_error", "pseudo_likelihood")
@@ -111,11 +116,14 @@ class Objective:
         Training and validation data; default ``Splits.load(preset)``.
     cache_dir : path-like, optional
         Where trained RBMs are kept (default ``paths.CACHE_DIR / "rbm"``).
+    until : datetime.datetime, optional
+        Put off a trial that, once drawn, is not expected to end before this
+        (:func:`rbmlib.tuning.deadline.defer_if_late`).
     """
 
-    def __init__(self, model: str, preset, splits: Splits | None = None, cache_dir=None):
+    def __init__(self, model: str, preset, splits: Splits | None = None, cache_dir=None, until=None):
         get_model(model)  # a clear error for an unknown name
-        self.model, self.preset = model, preset
+        self.model, self.preset, self.until = model, preset, until
         self.splits = splits if splits is not None else Splits.load(preset)
         self.cache_dir = cache_dir
         self._X_fingerprint = None  # computed on first use: only the RBM models need it
@@ -123,8 +131,10 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         params = self.preset.spaces[self.model](trial, self.preset)
-        estimator = make_model(self.model, random_state=self.preset.random_state,
-                               **self.preset.fixed_params(self.model), **params)
+        fixed = self.preset.fixed_params(self.model)
+        estimator = make_model(self.model, random_state=self.preset.random_state, **fixed, **params)
+        if self.until is not None:  # before any work: a trial put off costs nothing
+            deadline.defer_if_late(trial, self.until, self._rbm_work(estimator, {**fixed, **params}), fixed)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         trial.set_user_attr("bfloat16", _BFLOAT16)
         trial.set_user_attr("machine", machine_description())  # what a rerun must match (processor, threads, ...)
@@ -203,6 +213,13 @@ class Objective:
             fitted, cached = fit_rbm(rbm, self.splits.X, key=key, cache_dir=self.cache_dir)
         self._record_rbm(trial, fitted, cached=cached)
         return fitted
+
+    def _rbm_work(self, estimator, params) -> int | None:
+        """Hidden units times epochs of the RBM the trial will train; None if it has none or it is cached."""
+        rbm = rbm_step(estimator)
+        if rbm is None or is_cached(self._rbm_key(rbm), self.cache_dir):
+            return None
+        return deadline.rbm_work(params)
 
     def _rbm_key(self, rbm) -> str:
         if self._X_fingerprint is None:

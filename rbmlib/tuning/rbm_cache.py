@@ -20,6 +20,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+from sklearn.pipeline import Pipeline
 
 from rbmlib import paths
 
@@ -95,8 +96,7 @@ def fit_rbm(rbm, X, *, key: str | None = None, cache_dir: Path | None = None):
     """
     from rbmlib.rbm import BernoulliRBM
 
-    cache_dir = Path(paths.CACHE_DIR / "rbm" if cache_dir is None else cache_dir)
-    path = cache_dir / f"{key or rbm_key(rbm, data_fingerprint(X))}.npz"
+    path = _path(key or rbm_key(rbm, data_fingerprint(X)), cache_dir)
     if path.exists():
         with np.load(path) as f:
             params = {k: v for k, v in rbm.get_params().items() if k != "n_components"}
@@ -106,13 +106,29 @@ def fit_rbm(rbm, X, *, key: str | None = None, cache_dir: Path | None = None):
             loaded.history_ = json.loads(str(f["history"]))
         return loaded, True
     rbm.fit(X)
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     # Write then rename, so that a job killed while saving leaves no half file behind.
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.part.npz")
     np.savez(tmp, components=rbm.components_, intercept_hidden=rbm.intercept_hidden_,
              intercept_visible=rbm.intercept_visible_, history=json.dumps(rbm.history_))
     os.replace(tmp, path)
     return rbm, False
+
+
+def is_cached(key: str, cache_dir: Path | None = None) -> bool:
+    """Whether the RBM of cache key ``key`` (:func:`rbm_key`) is trained already (:func:`fit_rbm` loads it)."""
+    return _path(key, cache_dir).exists()
+
+
+def _path(key: str, cache_dir: Path | None) -> Path:
+    return Path(paths.CACHE_DIR / "rbm" if cache_dir is None else cache_dir) / f"{key}.npz"
+
+
+def rbm_step(estimator):
+    """The RBM that ``estimator`` trains first (a pipeline's ``rbm`` step, or its ``rbm`` parameter), or None."""
+    if isinstance(estimator, Pipeline):
+        return estimator.named_steps.get("rbm")
+    return getattr(estimator, "rbm", None)
 
 
 def _fit_and_transform(rbm, X, X_val, *, cache_dir=None):

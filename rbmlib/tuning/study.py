@@ -341,8 +341,9 @@ def tune(model: str, preset, *, n_trials: int | None = None, storage: str | None
     show_progress_bar : bool
         Optuna's progress bar over trials (epochs get a bar of their own on a terminal).
     until : datetime.datetime, optional
-        Start no trial that is not expected to end before this local time
-        (:mod:`rbmlib.tuning.deadline`); the study may then return short of its target.
+        Start no trial that is not expected to end before this local time, and put off one
+        that, once drawn, is not (its parameters run first next time; :mod:`rbmlib.tuning.deadline`);
+        the study may then return short of its target.
 
     Returns
     -------
@@ -378,7 +379,8 @@ def tune(model: str, preset, *, n_trials: int | None = None, storage: str | None
     if get_model(model).warm_start_from:
         warm_start(study, model, preset, storage=storage)
     _warn_emulated_bfloat16(preset, model)
-    objective = Objective(model, preset, splits=splits)
+    objective = Objective(model, preset, splits=splits, until=until)
+    stop_before = deadline.StopBefore(until) if until else None
     # Rounds of as many trials as the budget lacks if all of them complete; Hyperband
     # prunes some, so another round follows until the floor of complete trials is met too,
     # and (equal_finished) until the study has as many as the study with the most.
@@ -393,10 +395,16 @@ def tune(model: str, preset, *, n_trials: int | None = None, storage: str | None
             callbacks=[
                 logger,
                 StopAtBudget(*target),  # this round's; another worker on the study may meet it first
-                *([deadline.StopBefore(until)] if until else []),
+                *([stop_before] if stop_before else []),
             ],
+            catch=(deadline.Deferred,),  # a trial put off: StopBefore queues it again and stops
             gc_after_trial=True,  # free a finished trial's network and buffers before the next
             show_progress_bar=show_progress_bar,
         )
+        if stop_before and (put_off := stop_before.deferred):
+            left = max(protocol.shortfall(study, *target))
+            print(f"{study.study_name}: trial {put_off.number}, {put_off.user_attrs['deferred']} (--until); "
+                  f"put off with its parameters, {left} or more trials to go: tune again to go on", flush=True)
+            break
     log_unlogged(study, logger)  # e.g. a trial of a killed run that was too recent at the start
     return study

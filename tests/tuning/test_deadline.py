@@ -75,6 +75,92 @@ def test_the_callback_stops_the_study_once_the_next_trial_would_not_fit():
     assert ran == [1]
 
 
+def _rbm_trial(minutes, units, epochs=None, *, cached=False) -> optuna.trial.FrozenTrial:
+    """A complete trial of ``minutes`` that trained (or, ``cached``, loaded) an RBM of ``units`` x ``epochs``."""
+    params = {"rbm__n_components": units, **({"rbm__n_iter": epochs} if epochs else {})}
+    trial = optuna.trial.create_trial(
+        value=0.5, params=params, user_attrs={"rbm_cached": cached},
+        distributions={k: optuna.distributions.IntDistribution(1, 100_000) for k in params})
+    trial.datetime_start = trial.datetime_complete - datetime.timedelta(minutes=minutes)
+    return trial
+
+
+def _rbm_study(*trials) -> optuna.Study:
+    study = optuna.create_study(direction="maximize")
+    for trial in trials:
+        study.add_trial(trial)
+    return study
+
+
+def test_a_trial_that_trains_a_larger_rbm_is_expected_to_take_longer_in_proportion():
+    # Five older trials at 5 ms per unit-epoch (another machine), then ten at 1 ms, then one
+    # whose RBM came from the cache: only the latest ten that trained theirs set the rate.
+    study = _rbm_study(*[_rbm_trial(50, 1000, 600) for _ in range(5)],
+                       *[_rbm_trial(10, u, e) for u, e in [(1000, 600), (2000, 300), (3000, 200)] * 3],
+                       _rbm_trial(10, 1000, 600), _rbm_trial(60, 1000, 600, cached=True))
+    assert deadline.RECENT_RBMS == 10
+    assert deadline.expected_trial_s(study) == pytest.approx(10 * 60)  # the median trial
+    assert deadline.expected_trial_s(study, 6000 * 200) == pytest.approx(1200)  # 1.2 M unit-epochs at 1 ms
+    assert deadline.expected_trial_s(study, 10) == pytest.approx(10 * 60)  # never less than the median trial
+    # Epochs that the preset fixes count as the trial's own.
+    fixed = _rbm_study(_rbm_trial(10, 1000), _rbm_trial(10, 2000))
+    assert deadline.expected_trial_s(fixed, 4000 * 600, {"rbm__n_iter": 600}) == pytest.approx(1800)
+    assert deadline.expected_trial_s(fixed, 4000 * 600) == pytest.approx(600)  # no rate without epochs
+    assert deadline.rbm_work({"rbm__n_components": 6000, "rbm__n_iter": 150}) == 900_000
+    assert deadline.rbm_work({"C": 1.0}) is None
+
+
+def test_a_trial_drawn_too_long_for_the_deadline_is_put_off_and_its_draw_runs_first_next_time(caplog):
+    study = _rbm_study(*[_rbm_trial(10, 1000, 600) for _ in range(3)])  # 1 ms per unit-epoch
+    ran = []
+
+    def objective(trial, until):
+        params = {"rbm__n_components": trial.suggest_int("rbm__n_components", 1, 100_000),
+                  "rbm__n_iter": trial.suggest_int("rbm__n_iter", 1, 100_000)}
+        deadline.defer_if_late(trial, until, deadline.rbm_work(params))
+        ran.append(params)
+        return 0.5
+
+    big = {"rbm__n_components": 6000, "rbm__n_iter": 600}  # 3.6 M unit-epochs: an hour
+    study.enqueue_trial(big)
+    stop = deadline.StopBefore(datetime.datetime.now() + datetime.timedelta(minutes=30))
+    optuna.logging.enable_propagation()  # Optuna's own handler writes to the stderr it found first
+    try:
+        with caplog.at_level("WARNING", logger="optuna"):
+            study.optimize(lambda t: objective(t, stop.until), n_trials=5, callbacks=[stop],
+                           catch=(deadline.Deferred,))
+    finally:
+        optuna.logging.disable_propagation()
+    assert ran == []  # put off before any work, and the study stopped
+    put_off = study.trials[3]
+    assert put_off.state == TrialState.FAIL and stop.deferred.number == 3
+    assert put_off.user_attrs["deferred"].startswith("expected to take 60 min, it would not end before ")
+    assert "Trial 3 failed" in caplog.text and "Traceback" not in caplog.text
+    [queued] = study.get_trials(states=(TrialState.WAITING,))
+    assert queued.user_attrs == {"deferred_from": 3}
+    # The next session, with time enough: the same draw runs first.
+    later = datetime.datetime.now() + datetime.timedelta(hours=2)
+    study.optimize(lambda t: objective(t, later), n_trials=1, catch=(deadline.Deferred,))
+    assert ran == [big] and study.trials[4].user_attrs["deferred_from"] == 3
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("tuning_results", "fashion_mnist")
+def test_tune_puts_off_a_drawn_trial_that_would_outlast_until_and_runs_it_next_time(monkeypatch, capsys):
+    # Any trial that trains an RBM is said to take two hours, once drawn; before, its length is unknown.
+    monkeypatch.setattr(deadline, "expected_trial_s", lambda study, work=None, fixed=None: 7200.0 if work else None)
+    study = tune("rbm-lr", TINY, until=datetime.datetime.now() + datetime.timedelta(hours=1),
+                 show_progress_bar=False)
+    assert counts(study) == (0, 0)
+    [put_off] = study.get_trials(states=(TrialState.FAIL,))
+    assert "expected to take 120 min" in put_off.user_attrs["deferred"]
+    assert f"trial {put_off.number}, expected to take 120 min" in capsys.readouterr().out
+    study = tune("rbm-lr", TINY, show_progress_bar=False)
+    first = min((t for t in study.trials if t.state == TrialState.COMPLETE), key=lambda t: t.number)
+    assert first.params == put_off.params and first.user_attrs["deferred_from"] == put_off.number
+    assert counts(study)[0] == TINY.n_trials["rbm-lr"]
+
+
 @pytest.mark.slow
 @pytest.mark.usefixtures("tuning_results", "fashion_mnist")
 def test_tune_with_a_passed_deadline_runs_no_trial_and_resumes_later():

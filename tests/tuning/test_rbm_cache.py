@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from rbmlib.models import make_model
-from rbmlib.tuning.rbm_cache import data_fingerprint, fit_feature_steps, rbm_key
+from rbmlib.tuning.rbm_cache import data_fingerprint, fit_feature_steps, fit_rbm, is_cached, rbm_key, rbm_step
 
 
 def _data():
@@ -45,3 +45,15 @@ def test_fit_feature_steps_fits_the_middle_steps_and_leaves_the_classifier(tmp_p
     F_again, none = fit_feature_steps(again, X, cache_dir=tmp_path)
     np.testing.assert_array_equal(F_again, F)
     assert none is None and again.named_steps["rbm"] is not rbm
+
+
+def test_the_rbm_a_model_trains_first_is_found_and_known_cached_once_trained(tmp_path):
+    X, _ = _data()
+    models = ("rbm-lr", "rbm-fnn", "pre-fnn", "lr", "random-lr")
+    assert [type(rbm_step(make_model(m))).__name__ for m in models] == ["BernoulliRBM"] * 3 + ["NoneType"] * 2
+    rbm = rbm_step(make_model("pre-fnn", random_state=0, rbm__n_components=4, rbm__n_iter=1,
+                              rbm__device="cpu"))
+    key = rbm_key(rbm, data_fingerprint(X))
+    assert not is_cached(key, tmp_path)
+    fit_rbm(rbm, X, key=key, cache_dir=tmp_path)
+    assert is_cached(key, tmp_path) and fit_rbm(rbm, X, key=key, cache_dir=tmp_path)[1]
