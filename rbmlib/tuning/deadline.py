@@ -14,9 +14,10 @@ A trial's length is known better once its parameters are drawn: an RBM of
 11,693 hidden units trained for 150 epochs takes over an hour where the
 study's median trial takes a quarter of that. So the objective asks again
 then (:func:`expected_trial_s` with the trial's RBM), and a trial that would
-not end in time is put off (:class:`Deferred`): it ends as failed before any
-work, and :class:`StopBefore` queues its parameters as the next run's first
-trial, so the draw is run as drawn, as with a trial that a session's end cut.
+not end in time is put off, once (:func:`defer_if_late`): it ends as failed
+before any work, and :class:`StopBefore` queues its parameters as the next
+run's first trial, so the draw is run as drawn, as with a trial that a
+session's end cut.
 """
 
 from __future__ import annotations
@@ -189,10 +190,15 @@ def defer_if_late(trial: optuna.Trial, until: datetime.datetime | None, work: fl
 
     ``work``, ``fixed``: of the RBM it will train, if any, and the preset's fixed
     parameters (:func:`expected_trial_s`). The reason goes to the trial's user
-    attribute ``deferred``.
+    attribute ``deferred``. A draw is put off once: one that no session's
+    deadline leaves time for would otherwise be put off for ever and hold its
+    study up, so its second run goes ahead as any trial did before deferring
+    (cut short at a session's end, it is retried).
     """
+    if until is None or "deferred_from" in trial.user_attrs:
+        return
     seconds = expected_trial_s(trial.study, work, fixed)
-    if until is None or seconds is None or ends_before(seconds, until):
+    if seconds is None or ends_before(seconds, until):
         return  # nothing known of its length: it runs, as :func:`fits` let it start
     reason = f"expected to take {seconds / 60:.0f} min, it would not end before {until:%Y-%m-%d %H:%M}"
     trial.set_user_attr("deferred", reason)
