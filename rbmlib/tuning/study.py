@@ -176,12 +176,16 @@ def _check_setup(study: optuna.Study, preset, model: str, url: str) -> None:
 
 
 def warm_start(study: optuna.Study, model: str, preset, *, storage: str | None = None) -> list[dict]:
-    """Queue the best RBMs of the study of ``model``'s ``warm_start_from`` as the first trials of ``study``.
+    """Queue the best RBMs of the study of ``model``'s ``warm_start_from`` as the next trials of ``study``.
 
-    The RBM is the expensive part of both RBM models, and those RBMs are already
-    trained and cached: the queued trials fix only the ``rbm__`` parameters
-    (TPE draws the classifier's), so they cost a classifier fit each, and the two
-    classifiers can be compared on the same features. Uses only validation
+    :func:`tune` calls it each time the study resumes, so an RBM that has become one
+    of the best since is queued then (one tried or queued already is not queued again).
+
+    The RBM is the expensive part of the models that use one, and those RBMs are
+    already trained (cached where that study trained them on this machine; the cache
+    is not committed): the queued trials fix only the ``rbm__`` parameters (TPE draws
+    the classifier's), so they cost a classifier fit each, and the classifiers can be
+    compared on the same RBMs. Uses only validation
     scores. Does nothing if that study has no complete trial.
 
     Returns
