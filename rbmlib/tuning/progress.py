@@ -2,8 +2,8 @@
 
 Read-only: the studies are opened as :func:`rbmlib.report.search.read_studies`
 opens them, so this may run beside ``make tune``. The hours left are a rough
-guide: the trials a study still lacks times the mean length of its finished
-trials (:func:`hours_left`).
+guide: the trials a study still lacks times the mean length of its latest
+finished trials (:func:`hours_left`).
 """
 
 from __future__ import annotations
@@ -83,9 +83,9 @@ def hours_left(study, n_trials: int, min_complete: int = 0) -> float | None:
     trials runs on until it has them: at the share ``s`` of complete trials
     among its latest (:func:`complete_share`), ``c`` more complete ones take
     about ``c / s`` trials. The trials left, ``max(finished lacking, c / s)``,
-    times the mean length of the finished ones. None before the first finished
-    trial, or while complete ones are lacking and none has completed yet (no
-    share to go by).
+    times the mean length of the latest finished ones (:func:`_mean_minutes`).
+    None before the first finished trial, or while complete ones are lacking
+    and none has completed yet (no share to go by).
     """
     minutes = _mean_minutes(study)
     trials = _trials_left(study, n_trials, min_complete)
@@ -120,10 +120,15 @@ def complete_share(study) -> float | None:
 
 
 def _mean_minutes(study) -> float | None:
-    durations = [(t.datetime_complete - t.datetime_start) / datetime.timedelta(minutes=1)
-                 for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-                 if t.datetime_start and t.datetime_complete]
-    return statistics.mean(durations) if durations else None
+    """The mean length of the study's latest :data:`RECENT_TRIALS` finished trials, in minutes.
+
+    The latest, not all: a range widened at an edge (protocol 2's RBMs, to 16,384 units
+    and 200 epochs) makes later trials longer, and the machine changes between sessions.
+    """
+    finished = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)),
+                      key=lambda t: t.number)
+    durations = [t.duration / datetime.timedelta(minutes=1) for t in finished if t.duration is not None]
+    return statistics.mean(durations[-RECENT_TRIALS:]) if durations else None
 
 
 # ----------------------------------------------------------------------------- compute time

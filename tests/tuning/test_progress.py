@@ -77,3 +77,11 @@ def test_the_hours_left_go_by_the_share_of_complete_trials_among_the_latest():
     assert hours_left(study, 30, 15) == pytest.approx(30 * 6 / 60)
     assert expected_finished(study, 30, 15) == 30 + 30
     assert complete_share(_study(3, RECENT_TRIALS)) == pytest.approx(3 / (3 + RECENT_TRIALS))  # none lately
+
+
+def test_the_hours_left_go_by_the_length_of_the_latest_trials():
+    """A range widened at an edge makes later trials longer: the latest RECENT_TRIALS set the pace."""
+    study = _study(30, 0, minutes=6.0)
+    for trial in _study(RECENT_TRIALS, 0, minutes=60.0).trials:
+        study.add_trial(trial)
+    assert hours_left(study, 30 + RECENT_TRIALS + 4) == pytest.approx(4 * 60 / 60)  # not at the 6 min of most
