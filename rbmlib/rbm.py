@@ -20,6 +20,7 @@ closed form and computing it directly needs one matrix product.
 
 from __future__ import annotations
 
+import json
 import time
 import warnings
 from numbers import Integral, Real
@@ -205,10 +206,14 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         resolve_device(self.device)  # a clear error for an unknown or absent device
         X = self._validate_X(X, reset=True)
         self._init_state(X)
-        for _ in range(self.n_iter):
+        self._train(X)
+        return self
+
+    def _train(self, X):
+        """The epochs from the next one to ``n_iter``, unless the callback stops them."""
+        for _ in range(len(self.history_), self.n_iter):
             if self._run_epoch(X):
                 break
-        return self
 
     def partial_fit(self, X, y=None):
         """Run one epoch of mini-batch updates over X, initialising on the first call.
@@ -296,6 +301,45 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                 f"{record['pseudo_likelihood']:.2f}, {record['seconds']:.2f}s"
             )
         return bool(self.callback is not None and self.callback(self, record))
+
+    # ------------------------------------------------------------ checkpoints
+    def _training_state(self) -> dict:
+        """The fit as it stands between two epochs, as numpy arrays (what :meth:`_resume` needs).
+
+        Parameters, persistent chains, momentum, the generator's state and the
+        history: with all of them, a fit stopped here and resumed ends exactly
+        as one that never stopped.
+        """
+        state = {name: getattr(self, name) for name in _PARAM_ATTRS}
+        state["seed"] = np.int64(self._seed)
+        state["rng_state"] = self._rng.get_state().numpy()  # a CPU byte tensor, for a GPU's generator too
+        state["history"] = np.array(json.dumps(self.history_))
+        for name, velocity in (self._velocity or {}).items():
+            state[f"velocity_{name}"] = velocity.cpu().numpy()
+        return state
+
+    def _resume(self, X, state):
+        """Fit on X from ``state`` (:meth:`_training_state` of a fit with the same parameters on X) to ``n_iter``.
+
+        Raises ``ValueError`` if the state's shapes are not this RBM's on X.
+        """
+        self._validate_params()
+        device = resolve_device(self.device)
+        X = self._validate_X(X, reset=True)
+        self._init_state(X)
+        for name in _PARAM_ATTRS:
+            if state[name].shape != getattr(self, name).shape:
+                raise ValueError(f"The training state's {name} has shape {state[name].shape}, "
+                                 f"not {getattr(self, name).shape}: it is of another RBM or other data.")
+            setattr(self, name, np.array(state[name], dtype=X.dtype, order="C"))
+        self._seed = int(state["seed"])
+        self._rng.set_state(torch.from_numpy(np.array(state["rng_state"], dtype=np.uint8)))
+        self.history_ = json.loads(str(state["history"]))
+        if self.momentum and "velocity_W" in state:
+            self._velocity = {name: torch.from_numpy(np.array(state[f"velocity_{name}"])).to(device)
+                              for name in ("W", "b_h", "b_v")}
+        self._train(X)
+        return self
 
     def _monitor(self, X, *, epoch, seconds):
         """Per-epoch curves on a fixed subset of rows, so epochs compare like with like."""

@@ -94,6 +94,26 @@ def test_two_partial_fits_equal_fit_with_two_epochs(bars):
     assert len(partial.history_) == 2
 
 
+@pytest.mark.parametrize("options", [dict(), dict(persistent=False, sample_visible=True),
+                                     dict(momentum=0.5, weight_decay=1e-4, precision="bfloat16")])
+def test_a_fit_stopped_between_epochs_and_resumed_from_its_state_ends_as_one_never_stopped(bars, options):
+    """What the RBM cache's checkpoints rely on: chains, momentum and generator all carry over."""
+    X, _ = bars
+    whole = small(n_iter=6, **options).fit(X)
+    states = []
+    stopped = small(n_iter=6, **options, callback=lambda est, rec: rec["epoch"] == 2
+                    and not states.append(est._training_state()))
+    stopped.fit(X)
+    assert len(stopped.history_) == 2
+    resumed = small(n_iter=6, **options)._resume(X, states[0])
+    for name in ("components_", "intercept_hidden_", "intercept_visible_", "h_samples_"):
+        np.testing.assert_array_equal(getattr(resumed, name), getattr(whole, name))
+    assert ([{k: v for k, v in r.items() if k != "seconds"} for r in resumed.history_]
+            == [{k: v for k, v in r.items() if k != "seconds"} for r in whole.history_])
+    with pytest.raises(ValueError, match="another RBM or other data"):
+        small(n_components=5)._resume(X, states[0])
+
+
 def test_training_improves_the_model(bars):
     """Pseudo-likelihood rises and reconstruction error falls over training."""
     X, _ = bars

@@ -1,9 +1,11 @@
 """Stop a study at a trial boundary, and an evaluation at a refit boundary, before a deadline.
 
 A study that runs for days in sessions of a few hours loses the trial that is
-running when its session ends: it is retried from its start by the next one
-(:mod:`rbmlib.tuning.study`). A protocol 2 rbm-fnn trial that trains a new RBM
-takes up to an hour, so that costs up to half an hour per session. With a
+running when its session ends: it is retried by the next one
+(:mod:`rbmlib.tuning.study`), from its start but for its RBM's training, which
+goes on from its last checkpoint (:mod:`rbmlib.tuning.rbm_cache`). A protocol 2
+rbm-fnn trial that trains a new RBM takes up to an hour, so that costs up to
+half an hour per session. With a
 deadline (``rbmlib tune --until 15:05``), no trial starts that would not end
 before it, judged by the study's own complete trials; the study stops cleanly
 and the next ``tune`` goes on from there. ``rbmlib evaluate --until`` does the
@@ -98,20 +100,29 @@ def expected_trial_s(study: optuna.Study, work: float | None = None,
 RECENT_RBMS = 10
 
 
-def rbm_work(params: dict) -> int | None:
+def rbm_work(params: dict, done_epochs: int = 0) -> int | None:
     """Hidden units times epochs of the RBM that ``params`` name: what training it costs grows with.
 
-    None where they do not name both (no RBM; add the preset's fixed epochs to a trial's own).
+    None where they do not name both (no RBM; add the preset's fixed epochs to a
+    trial's own). ``done_epochs``: epochs that a checkpoint holds already, not counted.
     """
     units, epochs = params.get("rbm__n_components"), params.get("rbm__n_iter")
-    return units * epochs if units and epochs else None
+    return units * max(epochs - done_epochs, 0) if units and epochs else None
 
 
 def _recent_rbm_trials(study: optuna.Study) -> list:
-    """The latest :data:`RECENT_RBMS` finished trials that trained their RBM (``rbm_cached`` False)."""
+    """The latest :data:`RECENT_RBMS` finished trials that trained their whole RBM (:func:`trained_whole_rbm`)."""
     trained = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-               if t.user_attrs.get("rbm_cached") is False and _seconds(t)]
+               if trained_whole_rbm(t) and _seconds(t)]
     return sorted(trained, key=lambda t: t.number)[-RECENT_RBMS:]
+
+
+def trained_whole_rbm(trial) -> bool:
+    """Whether ``trial`` trained its RBM from the first epoch: neither from the cache nor from a checkpoint.
+
+    Only such a trial's length is what training its RBM costs.
+    """
+    return trial.user_attrs.get("rbm_cached") is False and not trial.user_attrs.get("rbm_resumed_epochs")
 
 
 def _seconds(trial) -> float | None:
@@ -157,7 +168,7 @@ def expected_refit_s(refit_seconds, best_trial, data_ratio: float, trials=()) ->
     if best_trial.user_attrs.get("rbm_cached"):
         rbm = {k: v for k, v in best_trial.params.items() if k.startswith("rbm__")}
         trained = [t.duration.total_seconds() for t in trials
-                   if t.user_attrs.get("rbm_cached") is False and t.duration is not None
+                   if trained_whole_rbm(t) and t.duration is not None
                    and {k: t.params.get(k) for k in rbm} == rbm]
         seconds += max(trained, default=0.0)  # none found (trained by another study): the trial alone
     return seconds * data_ratio

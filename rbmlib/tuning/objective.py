@@ -14,6 +14,10 @@ rest as trial user attributes, which the MLflow callback then logs:
     (logistic regression) whether lbfgs stopped before ``max_iter``;
 ``rbm_cached``
     whether the RBM came from the cache instead of being trained;
+``rbm_resumed_epochs``
+    (where there were any) the epochs of its RBM that an earlier, cut run of
+    the trial had trained: the training went on from their checkpoint
+    (:mod:`rbmlib.tuning.rbm_cache`), so the trial's duration is not its cost;
 ``prune_reason``
     why a trial was pruned: the pruner's verdict at an epoch, or a divergence;
 ``worker``
@@ -45,8 +49,8 @@ from rbmlib import data, metrics
 from rbmlib._device import bfloat16_kind, machine_description
 from rbmlib.models import get_model, make_model
 from rbmlib.tuning import deadline
-from rbmlib.tuning.rbm_cache import (FeatureCache, attach_rbm, data_fingerprint, fit_feature_steps, fit_rbm,
-                                     is_cached, rbm_key, rbm_step)
+from rbmlib.tuning.rbm_cache import (FeatureCache, attach_rbm, checkpointed_epochs, data_fingerprint,
+                                     fit_feature_steps, fit_rbm, is_cached, rbm_key, rbm_step)
 
 _CURVE_KEYS = ("epoch", "train_loss", "val_accuracy", "val_macro_f1")
 _RBM_CURVE_KEYS = ("epoch", "reconstruction_error", "pseudo_likelihood")
@@ -207,7 +211,10 @@ class Objective:
         A network that starts from the RBM (pre-fnn) needs only this, not the features.
         """
         key = key or self._rbm_key(rbm)
-        with tqdm(total=rbm.n_iter, desc=f"trial {trial.number} RBM", unit="epoch",
+        done = checkpointed_epochs(key, self.cache_dir)
+        if done:
+            trial.set_user_attr("rbm_resumed_epochs", done)
+        with tqdm(total=rbm.n_iter, initial=done, desc=f"trial {trial.number} RBM", unit="epoch",
                   leave=False, disable=None) as bar:
             rbm.set_params(callback=lambda _rbm, _record: _tick(bar))
             fitted, cached = fit_rbm(rbm, self.splits.X, key=key, cache_dir=self.cache_dir)
@@ -215,11 +222,11 @@ class Objective:
         return fitted
 
     def _rbm_work(self, estimator, params) -> int | None:
-        """Hidden units times epochs of the RBM the trial will train; None if it has none or it is cached."""
+        """Hidden units times epochs left to train of the trial's RBM; None if it has none or it is cached."""
         rbm = rbm_step(estimator)
-        if rbm is None or is_cached(self._rbm_key(rbm), self.cache_dir):
+        if rbm is None or is_cached(key := self._rbm_key(rbm), self.cache_dir):
             return None
-        return deadline.rbm_work(params)
+        return deadline.rbm_work(params, done_epochs=checkpointed_epochs(key, self.cache_dir))
 
     def _rbm_key(self, rbm) -> str:
         if self._X_fingerprint is None:

@@ -9,6 +9,13 @@ hidden units the features of 60,000 images take 2 GB as float32, the weights
 25 MB, and recomputing the features from them takes seconds, while training
 takes many minutes. Within one process the last features are also kept in
 memory (:class:`FeatureCache`), so consecutive trials with one RBM skip even that.
+
+A long training also leaves a checkpoint every :data:`CHECKPOINT_S` seconds
+(``<key>.partial.npz``): an RBM of 16,384 hidden units trained for 200 epochs
+takes longer than a working session, so a trial cut at a session's end and
+retried goes on from its last checkpoint, to the very RBM an uninterrupted
+fit gives (:meth:`rbmlib.rbm.BernoulliRBM._training_state`), instead of
+starting over and being cut again.
 """
 
 from __future__ import annotations
@@ -16,6 +23,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
+import warnings
+import zipfile
 from functools import partial
 from pathlib import Path
 
@@ -23,6 +33,9 @@ import numpy as np
 from sklearn.pipeline import Pipeline
 
 from rbmlib import paths
+
+#: Seconds of training between two checkpoints of an RBM fit (:func:`fit_rbm`).
+CHECKPOINT_S = 300.0
 
 # Arguments that do not change what the RBM learns; the device and the precision
 # enter the key as what they resolve to ("auto" on a GPU machine and "cuda" are the same run).
@@ -69,8 +82,12 @@ def rbm_key(rbm, X_fingerprint: str) -> str:
     return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 
-def fit_rbm(rbm, X, *, key: str | None = None, cache_dir: Path | None = None):
+def fit_rbm(rbm, X, *, key: str | None = None, cache_dir: Path | None = None,
+            checkpoint_s: float | None = None):
     """Fit ``rbm`` on ``X``, or load the weights of an identical earlier fit.
+
+    A fit that an earlier process left unfinished goes on from its checkpoint
+    (see the module); the checkpoint is removed once the RBM is cached, or if it diverges.
 
     Parameters
     ----------
@@ -81,6 +98,9 @@ def fit_rbm(rbm, X, *, key: str | None = None, cache_dir: Path | None = None):
         ``rbm_key(rbm, data_fingerprint(X))``, if the caller has it already.
     cache_dir : path-like, optional
         Default ``paths.CACHE_DIR / "rbm"``.
+    checkpoint_s : float, optional
+        Seconds of training between two checkpoints (written after an epoch);
+        default :data:`CHECKPOINT_S`.
 
     Returns
     -------
@@ -96,7 +116,8 @@ def fit_rbm(rbm, X, *, key: str | None = None, cache_dir: Path | None = None):
     """
     from rbmlib.rbm import BernoulliRBM
 
-    path = _path(key or rbm_key(rbm, data_fingerprint(X)), cache_dir)
+    key = key or rbm_key(rbm, data_fingerprint(X))
+    path = _path(key, cache_dir)
     if path.exists():
         with np.load(path) as f:
             params = {k: v for k, v in rbm.get_params().items() if k != "n_components"}
@@ -105,14 +126,66 @@ def fit_rbm(rbm, X, *, key: str | None = None, cache_dir: Path | None = None):
             )
             loaded.history_ = json.loads(str(f["history"]))
         return loaded, True
-    rbm.fit(X)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Write then rename, so that a job killed while saving leaves no half file behind.
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.part.npz")
-    np.savez(tmp, components=rbm.components_, intercept_hidden=rbm.intercept_hidden_,
-             intercept_visible=rbm.intercept_visible_, history=json.dumps(rbm.history_))
-    os.replace(tmp, path)
+    partial = _partial_path(key, cache_dir)
+    state = _read_checkpoint(partial)
+    callback = rbm.callback
+    every_s = CHECKPOINT_S if checkpoint_s is None else checkpoint_s
+    rbm.set_params(callback=_Checkpointer(partial, every_s, callback))
+    try:
+        rbm.fit(X) if state is None else rbm._resume(X, state)
+    except FloatingPointError:
+        partial.unlink(missing_ok=True)  # it would diverge again at the same epoch
+        raise
+    finally:
+        rbm.set_params(callback=callback)
+    _save(path, components=rbm.components_, intercept_hidden=rbm.intercept_hidden_,
+          intercept_visible=rbm.intercept_visible_, history=json.dumps(rbm.history_))
+    partial.unlink(missing_ok=True)
     return rbm, False
+
+
+def checkpointed_epochs(key: str, cache_dir: Path | None = None) -> int:
+    """Epochs of the RBM of cache key ``key`` that a checkpoint holds (0 for none; see the module)."""
+    try:
+        with np.load(_partial_path(key, cache_dir)) as f:  # reads the history alone
+            return len(json.loads(str(f["history"])))
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        return 0  # none, or unreadable: :func:`fit_rbm` trains from the start
+
+
+class _Checkpointer:
+    """RBM callback: every ``every_s`` seconds of training, save the fit's state to ``path``; then ``callback``."""
+
+    def __init__(self, path: Path, every_s: float, callback=None):
+        self.path, self.every_s, self.callback = path, every_s, callback
+        self.last = time.monotonic()
+
+    def __call__(self, rbm, record) -> bool:
+        if record["epoch"] < rbm.n_iter and time.monotonic() - self.last >= self.every_s:
+            _save(self.path, **rbm._training_state())
+            self.last = time.monotonic()
+        return bool(self.callback is not None and self.callback(rbm, record))
+
+
+def _save(path: Path, **arrays) -> None:
+    """``np.savez`` to ``path``: written then renamed, so that a job killed while saving leaves no half file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.part.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def _read_checkpoint(path: Path) -> dict | None:
+    """The training state saved at ``path``, or None if there is none or it cannot be read (then trained afresh)."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path) as f:
+            return {name: f[name] for name in f.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        warnings.warn(f"The RBM checkpoint {path.name} cannot be read ({exc}); training from the start.",
+                      stacklevel=3)
+        return None
 
 
 def is_cached(key: str, cache_dir: Path | None = None) -> bool:
@@ -122,6 +195,10 @@ def is_cached(key: str, cache_dir: Path | None = None) -> bool:
 
 def _path(key: str, cache_dir: Path | None) -> Path:
     return Path(paths.CACHE_DIR / "rbm" if cache_dir is None else cache_dir) / f"{key}.npz"
+
+
+def _partial_path(key: str, cache_dir: Path | None) -> Path:
+    return _path(key, cache_dir).with_suffix(".partial.npz")
 
 
 def rbm_step(estimator):

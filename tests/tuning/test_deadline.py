@@ -75,11 +75,15 @@ def test_the_callback_stops_the_study_once_the_next_trial_would_not_fit():
     assert ran == [1]
 
 
-def _rbm_trial(minutes, units, epochs=None, *, cached=False) -> optuna.trial.FrozenTrial:
-    """A complete trial of ``minutes`` that trained (or, ``cached``, loaded) an RBM of ``units`` x ``epochs``."""
+def _rbm_trial(minutes, units, epochs=None, *, cached=False, resumed=0) -> optuna.trial.FrozenTrial:
+    """A complete trial of ``minutes`` that trained (or, ``cached``, loaded) an RBM of ``units`` x ``epochs``.
+
+    ``resumed``: epochs of it trained before, by a run that was cut (read from a checkpoint).
+    """
     params = {"rbm__n_components": units, **({"rbm__n_iter": epochs} if epochs else {})}
     trial = optuna.trial.create_trial(
-        value=0.5, params=params, user_attrs={"rbm_cached": cached},
+        value=0.5, params=params,
+        user_attrs={"rbm_cached": cached, **({"rbm_resumed_epochs": resumed} if resumed else {})},
         distributions={k: optuna.distributions.IntDistribution(1, 100_000) for k in params})
     trial.datetime_start = trial.datetime_complete - datetime.timedelta(minutes=minutes)
     return trial
@@ -95,9 +99,11 @@ def _rbm_study(*trials) -> optuna.Study:
 def test_a_trial_that_trains_a_larger_rbm_is_expected_to_take_longer_in_proportion():
     # Five older trials at 5 ms per unit-epoch (another machine), then ten at 1 ms, then one
     # whose RBM came from the cache: only the latest ten that trained theirs set the rate.
+    # Nor do trials that went on from a checkpoint (2 minutes for the last epochs).
     study = _rbm_study(*[_rbm_trial(50, 1000, 600) for _ in range(5)],
                        *[_rbm_trial(10, u, e) for u, e in [(1000, 600), (2000, 300), (3000, 200)] * 3],
-                       _rbm_trial(10, 1000, 600), _rbm_trial(60, 1000, 600, cached=True))
+                       _rbm_trial(10, 1000, 600), _rbm_trial(60, 1000, 600, cached=True),
+                       *[_rbm_trial(2, 1000, 600, resumed=500) for _ in range(6)])
     assert deadline.RECENT_RBMS == 10
     assert deadline.expected_trial_s(study) == pytest.approx(10 * 60)  # the median trial
     assert deadline.expected_trial_s(study, 6000 * 200) == pytest.approx(1200)  # 1.2 M unit-epochs at 1 ms
@@ -107,6 +113,7 @@ def test_a_trial_that_trains_a_larger_rbm_is_expected_to_take_longer_in_proporti
     assert deadline.expected_trial_s(fixed, 4000 * 600, {"rbm__n_iter": 600}) == pytest.approx(1800)
     assert deadline.expected_trial_s(fixed, 4000 * 600) == pytest.approx(600)  # no rate without epochs
     assert deadline.rbm_work({"rbm__n_components": 6000, "rbm__n_iter": 150}) == 900_000
+    assert deadline.rbm_work({"rbm__n_components": 6000, "rbm__n_iter": 150}, done_epochs=100) == 300_000
     assert deadline.rbm_work({"C": 1.0}) is None
 
 
@@ -190,7 +197,9 @@ def test_a_refit_whose_best_trial_read_its_rbm_from_the_cache_is_expected_to_tra
         return t
 
     best = timed(2, True, 32)
-    trials = [timed(20, False, 32), timed(25, False, 32), timed(60, False, 64), best]
+    resumed = timed(40, False, 32)
+    resumed.set_user_attr("rbm_resumed_epochs", 3)  # went on from a checkpoint: not what training it costs
+    trials = [timed(20, False, 32), timed(25, False, 32), timed(60, False, 64), resumed, best]
     assert deadline.expected_refit_s([], best, 1.0, trials) == pytest.approx((2 + 25) * 60)  # the longest with its RBM
     assert deadline.expected_refit_s([], best, 1.0) == pytest.approx(2 * 60)  # no trial trained it: the trial alone
     assert deadline.expected_refit_s([], trials[0], 1.0, trials) == pytest.approx(20 * 60)  # trained its own

@@ -4,6 +4,7 @@ log to MLflow, reuse RBMs, and the evaluation touches the test split only after 
 import dataclasses
 import functools
 import json
+import time
 
 import mlflow
 import numpy as np
@@ -171,6 +172,43 @@ def test_a_diverging_trial_is_pruned_with_the_reason_and_the_study_goes_on(split
     assert first.state == TrialState.PRUNED
     assert first.user_attrs["prune_reason"].startswith("diverged: FNNClassifier: training loss became nan")
     assert second.state == TrialState.COMPLETE
+
+
+def test_a_trial_cut_while_training_its_rbm_is_run_again_from_the_checkpoint_to_the_same_rbm(splits, monkeypatch):
+    class Cut(BaseException):  # as a session's end: not an error Optuna would catch
+        pass
+
+    checkpoint = rbm_cache._Checkpointer.__call__
+
+    def cut_after_epoch_1(self, rbm, record):
+        stop = checkpoint(self, rbm, record)
+        if record["epoch"] == 1:
+            raise Cut
+        return stop
+
+    params = {"rbm__n_components": 16, "rbm__learning_rate": 0.05, "rbm__batch_size": 64, "clf__C": 1.0}
+    preset = dataclasses.replace(TINY, rbm__n_iter=3)
+    monkeypatch.setattr(rbm_cache, "CHECKPOINT_S", 0.0)  # a checkpoint after every epoch
+    monkeypatch.setattr(rbm_cache._Checkpointer, "__call__", cut_after_epoch_1)
+    study = load_study("rbm-lr", preset)
+    study.enqueue_trial(params)
+    with pytest.raises(Cut):
+        tune("rbm-lr", preset, splits=splits, show_progress_bar=False)
+    monkeypatch.setattr(rbm_cache._Checkpointer, "__call__", checkpoint)
+    time.sleep(2.5)  # past the grace period: the cut trial's heartbeat has stopped
+    study = tune("rbm-lr", preset, n_trials=1, splits=splits, show_progress_bar=False)  # the failed trial, again
+    cut, again = study.trials
+    assert cut.state == TrialState.FAIL and again.state == TrialState.COMPLETE
+    assert again.system_attrs["failed_trial"] == cut.number and again.params == params
+    assert again.user_attrs["rbm_cached"] is False and again.user_attrs["rbm_resumed_epochs"] == 1
+    rbm = {k: v for k, v in params.items() if k.startswith("rbm__")}
+    fresh = lambda: make_model("rbm-lr", random_state=preset.random_state, rbm__n_iter=3,  # noqa: E731
+                               **rbm).named_steps["rbm"]
+    whole = fresh().fit(splits.X)
+    loaded, cached = rbm_cache.fit_rbm(fresh(), splits.X)
+    assert cached
+    np.testing.assert_array_equal(loaded.components_, whole.components_)  # as if never cut
+    assert [r["epoch"] for r in again.user_attrs["rbm_history"]] == [1, 2, 3]
 
 
 def test_trials_with_the_same_rbm_train_it_once(splits, monkeypatch):
