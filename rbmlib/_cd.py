@@ -122,8 +122,11 @@ class ContrastiveDivergence:
         """target += alpha * stat_h^T @ stat_v: one product, fused into target when dtypes agree."""
         if target.dtype == stat_h.dtype:
             target.addmm_(stat_h.T, stat_v, alpha=alpha)
-        else:  # the bf16 product into its own buffer, then added to the float32 target
-            target.add_(torch.mm(stat_h.T, stat_v, out=buf["grad_W"]), alpha=alpha)
+        else:  # the bf16 product into its own buffer, widened into a float32 one, then added
+            # (adding the bf16 buffer itself converts it into a fresh temporary on every update:
+            # 19 ms against 6 for these two passes, 11,693 x 784 on one thread; the same numbers)
+            grad = torch.mm(stat_h.T, stat_v, out=buf["grad_W"])
+            target.add_(buf["grad_W_wide"].copy_(grad), alpha=alpha)
 
     def _refresh_low(self):
         """Copy the updated parameters (and chains) into the low-precision copy the products read."""
@@ -161,4 +164,5 @@ class ContrastiveDivergence:
             }
             if self.dtype != W.dtype:
                 self._buffers[key]["grad_W"] = new(n_hidden, n_visible)
+                self._buffers[key]["grad_W_wide"] = torch.empty_like(W)
         return self._buffers[key]
