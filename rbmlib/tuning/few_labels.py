@@ -276,14 +276,12 @@ def _restore_from_ledger(preset, todo) -> list[tuple]:
     Their rows are written from the ledger; the ones still to score are returned.
     """
     looks = ledger.read(preset.name)
-    looks = looks[looks["source"] == SOURCE].astype({"seed": int}).set_index(["model", "seed"])
     path, left = paths.few_labels_csv(preset.name), []
     for model, n, seed in todo:
-        key = (ledger_model(model, n), seed)
-        if key not in looks.index:
+        look = ledger.last_look(looks, ledger_model(model, n), seed, source=SOURCE)
+        if look is None:
             left.append((model, n, seed))
             continue
-        look = looks.loc[[key]].iloc[-1]
         params = json.loads(look["params"])
         _append_row(path, {"model": model, "labels_per_class": n, "seed": seed,
                            "trial_number": look["trial_number"], "C": params["C"],

@@ -45,6 +45,18 @@ def read(preset: str) -> pd.DataFrame:
     return pd.read_csv(path, dtype={"commit": str, "digest": str})[LEDGER_COLUMNS]
 
 
+def last_look(looks: pd.DataFrame, model: str, seed: int, **match) -> pd.Series | None:
+    """The latest of ``looks`` (:func:`read`) at ``model`` and ``seed`` whose columns equal ``match``; None if none.
+
+    What a job killed between its look and its result row finds again, so that
+    it writes the row from the ledger instead of looking a second time.
+    """
+    hit = (looks["model"] == model) & (looks["seed"].astype(int) == seed)
+    for column, value in match.items():
+        hit &= looks[column] == value
+    return looks[hit].iloc[-1] if hit.any() else None
+
+
 def scored(preset: str) -> set[tuple[str, int]]:
     """The (model, seed) pairs of ``preset`` already scored on the test split."""
     rows = read(preset)

@@ -279,12 +279,10 @@ def _restore_from_ledger(preset, todo, best, keys) -> list[tuple[str, int]]:
     looks = ledger.read(preset.name)
     path, left = paths.evaluation_csv(preset.name), []
     for model, seed in todo:
-        look = looks[(looks["model"] == model) & (looks["seed"].astype(int) == seed)
-                     & (looks["trial_number"] == best[model].number) & (looks["params"] == keys[model])]
-        if look.empty or not paths.predictions_file(preset.name, model, best[model].number, seed).exists():
+        look = ledger.last_look(looks, model, seed, trial_number=best[model].number, params=keys[model])
+        if look is None or not paths.predictions_file(preset.name, model, best[model].number, seed).exists():
             left.append((model, seed))
             continue
-        look = look.iloc[-1]
         append_row(path, {"model": model, "seed": seed, "trial_number": best[model].number,
                           "test_accuracy": look["test_accuracy"], "test_macro_f1": look["test_macro_f1"],
                           "seconds": np.nan, "refit_params": keys[model]})

@@ -4,6 +4,7 @@ import ast
 import subprocess
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from rbmlib import paths
@@ -59,3 +60,13 @@ def test_a_second_look_is_refused_before_anything_is_fitted(tmp_path, monkeypatc
         ledger.check_unscored("tiny", [("lr", 1), ("lr", 0)])
     row = ledger.read("tiny").iloc[0]
     assert row["source"] == "rbmlib evaluate" and row["commit"] and row["time"].endswith("+00:00")
+
+
+def test_the_last_look_at_a_model_and_seed_is_the_latest_that_matches_and_none_else():
+    looks = pd.DataFrame({"model": ["lr", "lr", "lr", "cnn"], "seed": ["0", "0", "1", "0"],
+                          "trial_number": [3, 3, 3, 5], "test_accuracy": [0.81, 0.82, 0.83, 0.9]})
+    assert ledger.last_look(looks, "lr", 0)["test_accuracy"] == 0.82  # the latest of two
+    assert ledger.last_look(looks, "lr", 1, trial_number=3)["test_accuracy"] == 0.83
+    assert ledger.last_look(looks, "lr", 1, trial_number=4) is None  # another trial's look does not count
+    assert ledger.last_look(looks, "fnn", 0) is None
+    assert ledger.last_look(looks.iloc[:0], "lr", 0) is None  # an empty ledger
