@@ -87,9 +87,9 @@ def expected_trial_s(study: optuna.Study, work: float | None = None,
     with the preset's ``fixed`` parameters (fixed epochs) beside their own.
     """
     durations = [s for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                 if (s := _seconds(t)) is not None]
+                 if (s := trial_seconds(t)) is not None]
     median = statistics.median(durations) if durations else None
-    rates = [_seconds(t) / w for t in _recent_rbm_trials(study)
+    rates = [trial_seconds(t) / w for t in _recent_rbm_trials(study)
              if (w := rbm_work({**(fixed or {}), **t.params}))]
     if not work or not rates:
         return median
@@ -113,7 +113,7 @@ def rbm_work(params: dict, done_epochs: int = 0) -> int | None:
 def _recent_rbm_trials(study: optuna.Study) -> list:
     """The latest :data:`RECENT_RBMS` finished trials that trained their whole RBM (:func:`trained_whole_rbm`)."""
     trained = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-               if trained_whole_rbm(t) and _seconds(t)]
+               if trained_whole_rbm(t) and trial_seconds(t)]
     return sorted(trained, key=lambda t: t.number)[-RECENT_RBMS:]
 
 
@@ -125,8 +125,10 @@ def trained_whole_rbm(trial) -> bool:
     return trial.user_attrs.get("rbm_cached") is False and not trial.user_attrs.get("rbm_resumed_epochs")
 
 
-def _seconds(trial) -> float | None:
-    return None if trial.duration is None else trial.duration.total_seconds()
+def trial_seconds(trial) -> float | None:
+    """How long ``trial`` ran, in seconds; None if it has not ended (or never started)."""
+    duration = getattr(trial, "duration", None)
+    return None if duration is None else duration.total_seconds()
 
 
 def fits(study: optuna.Study, until: datetime.datetime | None,
@@ -161,14 +163,12 @@ def expected_refit_s(refit_seconds, best_trial, data_ratio: float, trials=()) ->
     done = [s for s in refit_seconds if pd.notna(s)]
     if done:
         return float(statistics.median(done))
-    duration = getattr(best_trial, "duration", None)
-    if duration is None:
+    seconds = trial_seconds(best_trial)
+    if seconds is None:
         return None
-    seconds = duration.total_seconds()
     if best_trial.user_attrs.get("rbm_cached"):
         rbm = {k: v for k, v in best_trial.params.items() if k.startswith("rbm__")}
-        trained = [t.duration.total_seconds() for t in trials
-                   if trained_whole_rbm(t) and t.duration is not None
+        trained = [s for t in trials if trained_whole_rbm(t) and (s := trial_seconds(t)) is not None
                    and {k: t.params.get(k) for k in rbm} == rbm]
         seconds += max(trained, default=0.0)  # none found (trained by another study): the trial alone
     return seconds * data_ratio

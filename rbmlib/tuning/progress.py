@@ -16,6 +16,7 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from rbmlib.tuning import ledger, protocol
+from rbmlib.tuning.deadline import trial_seconds
 from rbmlib.tuning.presets import get_preset
 
 COLUMNS = ["model", "finished", "complete", "budget", "best val accuracy", "best trial",
@@ -127,7 +128,7 @@ def _mean_minutes(study) -> float | None:
     """
     finished = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)),
                       key=lambda t: t.number)
-    durations = [t.duration / datetime.timedelta(minutes=1) for t in finished if t.duration is not None]
+    durations = [s / 60 for t in finished if (s := trial_seconds(t)) is not None]
     return statistics.mean(durations[-RECENT_TRIALS:]) if durations else None
 
 
