@@ -151,7 +151,7 @@ def _status(args) -> int:
     import pandas as pd
 
     from rbmlib import tuning
-    from rbmlib.tuning.progress import progress_table
+    from rbmlib.tuning.progress import progress_table, running_trials
     from rbmlib.tuning.study import load_studies
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line per study opened
@@ -178,6 +178,8 @@ def _status(args) -> int:
         print(f"Trials left: about {left:.1f} hours on one thread"
               + (f", and {', '.join(unknown)} not started or without a complete trial" if unknown else "")
               + f"; then {evaluation}.")
+    for line in running_trials(preset, studies):
+        print(f"Running: {line}.")
     _print_edges(preset, studies)
     return 0
 

@@ -134,8 +134,8 @@ def _mean_minutes(study) -> float | None:
 
 # ----------------------------------------------------------------------------- compute time
 
-def last_heartbeats(url: str, study_name: str) -> dict[int, datetime.datetime]:
-    """``{trial number: last heartbeat}`` of a study's failed trials, in local time.
+def last_heartbeats(url: str, study_name: str, state: str = "FAIL") -> dict[int, datetime.datetime]:
+    """``{trial number: last heartbeat}`` of a study's failed trials (or those in ``state``), in local time.
 
     A trial cut short (its process killed at the end of a session) is marked
     failed only when a later run notices it, so its own end time says nothing of
@@ -150,11 +150,11 @@ def last_heartbeats(url: str, study_name: str) -> dict[int, datetime.datetime]:
         return {}  # connecting would create an empty file where no study is yet
     query = sqlalchemy.text(
         "SELECT t.number, h.heartbeat FROM trials t JOIN trial_heartbeats h ON h.trial_id = t.trial_id "
-        "JOIN studies s ON s.study_id = t.study_id WHERE s.study_name = :name AND t.state = 'FAIL'")
+        "JOIN studies s ON s.study_id = t.study_id WHERE s.study_name = :name AND t.state = :state")
     engine = sqlalchemy.create_engine(url)
     try:
         with engine.connect() as connection:
-            rows = connection.execute(query, {"name": study_name}).all()
+            rows = connection.execute(query, {"name": study_name, "state": state}).all()
     except sqlalchemy.exc.SQLAlchemyError:  # no heartbeat table: a storage made without heartbeats
         return {}
     finally:
@@ -171,6 +171,40 @@ def read_heartbeats(preset, studies: dict) -> dict[str, dict[int, datetime.datet
     name = get_preset(preset).name
     return {model: last_heartbeats(default_storage(name, model), study.study_name)
             for model, study in studies.items() if study is not None}
+
+
+def running_trials(preset, studies: dict, now: datetime.datetime | None = None) -> list[str]:
+    """One line per trial that a study holds as running: since when, and whether its process still runs.
+
+    A trial whose heartbeat has stopped for longer than the storage's grace
+    period (twice the preset's heartbeat interval) belongs to a process that
+    ended (a session's end): the next ``tune`` marks it failed and runs its
+    parameters again. For a live one, the length :func:`~rbmlib.tuning.deadline.expected_trial_s`
+    gives it (as if it trained its RBM afresh).
+    """
+    from rbmlib.tuning import deadline
+    from rbmlib.tuning.study import default_storage
+
+    preset = get_preset(preset)
+    now = datetime.datetime.now() if now is None else now
+    grace = datetime.timedelta(seconds=2 * preset.heartbeat_interval)
+    lines = []
+    for model, study in studies.items():
+        running = [] if study is None else study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        beats = last_heartbeats(default_storage(preset.name, model), study.study_name, "RUNNING") if running else {}
+        for t in running:
+            beat = beats.get(t.number)
+            since = f"{model} trial {t.number}, started {t.datetime_start:%Y-%m-%d %H:%M}"
+            if beat is not None and now - beat > grace:
+                lines.append(f"{since}: no heartbeat since {beat:%H:%M}, so its process has ended; "
+                             "the next tune runs its parameters again")
+                continue
+            fixed = preset.fixed_params(model)
+            expected = deadline.expected_trial_s(study, deadline.rbm_work({**fixed, **t.params}), fixed)
+            minutes = (now - t.datetime_start).total_seconds() / 60
+            lines.append(f"{since}: running for {minutes:.0f} min"
+                         + (f" of about {expected / 60:.0f}" if expected else ""))
+    return lines
 
 
 def trial_spans(study, heartbeats: dict | None = None) -> list[tuple]:

@@ -10,10 +10,12 @@ from optuna.trial import TrialState
 from tuning_helpers import TINY
 
 from rbmlib import paths
+from rbmlib.tuning import presets
 from rbmlib.cli import main
-from rbmlib.tuning.progress import RECENT_TRIALS, complete_share, expected_finished, hours_left, progress_table
+from rbmlib.tuning.progress import (RECENT_TRIALS, complete_share, expected_finished, hours_left, progress_table,
+                                   running_trials)
 from rbmlib.tuning.refit import evaluate
-from rbmlib.tuning.study import tune
+from rbmlib.tuning.study import load_study, tune
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("tuning_results", "fashion_mnist")]
 
@@ -42,6 +44,25 @@ def test_the_command_prints_every_model_and_the_hours_left(capsys):
     assert all(model in out for model in ("lr", "fnn", "cnn", "rbm-lr", "rbm-fnn"))
     assert "not started or without a complete trial; then the evaluation: about" in out
     assert "more for the models without a complete trial." in out
+
+
+def test_a_running_trial_is_shown_with_its_time_so_far_or_as_ended_once_its_heartbeat_stops(capsys, monkeypatch):
+    tune("lr", TINY, n_trials=1, show_progress_bar=False)  # a complete trial: a length to expect
+    study = load_study("lr", TINY)
+    with pytest.warns(UserWarning, match="Heartbeat"):  # Optuna's: heartbeats are for optimize(); one by hand here
+        trial = study.ask()
+    study._storage.record_heartbeat(trial._trial_id)
+    start = study.trials[-1].datetime_start
+    slow_beats = dataclasses.replace(TINY, heartbeat_interval=600)  # TINY's 1 s would call it ended at once
+    [line] = running_trials(slow_beats, {"lr": study, "fnn": None}, now=start + datetime.timedelta(minutes=3))
+    assert line.startswith(f"lr trial 1, started {start:%Y-%m-%d %H:%M}: running for 3 min of about ")
+    monkeypatch.setitem(presets.PRESETS, TINY.name, TINY)  # for the command line
+    assert main(["status", "--preset", TINY.name]) == 0
+    assert "Running: lr trial 1, started" in capsys.readouterr().out
+    # Past the grace period without a heartbeat: its process has ended (a session's end).
+    later = datetime.datetime.now() + datetime.timedelta(seconds=2 * slow_beats.heartbeat_interval + 60)
+    [line] = running_trials(slow_beats, {"lr": study}, now=later)
+    assert "no heartbeat since" in line and "its process has ended; the next tune runs its parameters again" in line
 
 
 def _study(complete: int, pruned: int, minutes: float = 6.0) -> optuna.Study:
