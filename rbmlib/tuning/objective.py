@@ -18,6 +18,7 @@ rest as trial user attributes, which the MLflow callback then logs:
     (where there were any) the epochs of its RBM that an earlier, cut run of
     the trial had trained: the training went on from their checkpoint
     (:mod:`rbmlib.tuning.rbm_cache`), so the trial's duration is not its cost;
+    0 where a retry inherited the attribute from such a run but had no checkpoint;
 ``prune_reason``
     why a trial was pruned: the pruner's verdict at an epoch, or a divergence;
 ``worker``
@@ -212,7 +213,7 @@ class Objective:
         """
         key = key or self._rbm_key(rbm)
         done = checkpointed_epochs(key, self.cache_dir)
-        if done:
+        if done or "rbm_resumed_epochs" in trial.user_attrs:  # a retry inherits the cut run's attributes
             trial.set_user_attr("rbm_resumed_epochs", done)
         with tqdm(total=rbm.n_iter, initial=done, desc=f"trial {trial.number} RBM", unit="epoch",
                   leave=False, disable=None) as bar:

@@ -209,6 +209,11 @@ def test_a_trial_cut_while_training_its_rbm_is_run_again_from_the_checkpoint_to_
     assert cached
     np.testing.assert_array_equal(loaded.components_, whole.components_)  # as if never cut
     assert [r["epoch"] for r in again.user_attrs["rbm_history"]] == [1, 2, 3]
+    # A retry inherits its cut run's user attributes (Optuna's heartbeat callback): one whose RBM
+    # did not go on from a checkpoint says so, instead of keeping what the run before it said.
+    study.enqueue_trial(params, user_attrs={"rbm_resumed_epochs": 1})
+    inherited = tune("rbm-lr", preset, n_trials=2, splits=splits, show_progress_bar=False).trials[-1]
+    assert inherited.state == TrialState.COMPLETE and inherited.user_attrs["rbm_resumed_epochs"] == 0
 
 
 def test_trials_with_the_same_rbm_train_it_once(splits, monkeypatch):
